@@ -1,0 +1,3 @@
+export * from './dtypes.js';
+export * from './reader.js';
+export * from './writer.js';
