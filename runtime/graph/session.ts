@@ -1,0 +1,192 @@
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import type { Graph } from './ir.js';
+import { lowerToOnnx, type LowerOptions, type PlannedWeight, type WeightLayout } from './compile.js';
+import { encodeModel, OnnxType, type OnnxTensor } from '../onnx/model.js';
+
+export interface TensorData {
+  data: Float32Array | Int32Array | BigInt64Array;
+  dims: readonly number[];
+}
+
+export interface CompileOptions extends LowerOptions {
+  /** Above this many weight bytes, weights go to an external file in the cache dir (protobuf caps at 2 GiB). */
+  inlineLimitBytes?: number;
+  cacheDir?: string;
+  /** ORT intra-op threads; default: ORT's choice (all cores). */
+  threads?: number;
+}
+
+export function defaultCacheDir(): string {
+  return process.env.RESFLOW_CACHE_DIR ?? join(homedir(), '.cache', 'resflow');
+}
+
+/** Applies a weight layout to PyTorch-layout data. */
+export function applyLayout(data: Float32Array, layout: WeightLayout): Float32Array {
+  if (layout.kind !== 'transpose2d') return data;
+  const [inF, outF] = layout.dims as [number, number];
+  const t = new Float32Array(data.length);
+  for (let o = 0; o < outF; o++) {
+    const row = o * inF;
+    for (let i = 0; i < inF; i++) t[i * outF + o] = data[row + i]!;
+  }
+  return t;
+}
+
+/** Stable content hash of a graph: structure, weight identities (not their bytes) and constants. */
+export function graphHash(graph: Graph, opts: LowerOptions = {}): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify({ v: 2, opts: { opset: opts.opset ?? 21, fused: opts.fusedAttention ?? true } }));
+  h.update(JSON.stringify(graph.values));
+  h.update(JSON.stringify(graph.nodes));
+  h.update(JSON.stringify(graph.inputs));
+  h.update(JSON.stringify(graph.outputs));
+  h.update(JSON.stringify(graph.weights.map((w) => [w.value, w.name, w.source.key, w.overridable])));
+  for (const c of graph.consts) {
+    h.update(String(c.value));
+    h.update(new Uint8Array(c.data.buffer, c.data.byteOffset, c.data.byteLength));
+  }
+  return h.digest('hex').slice(0, 32);
+}
+
+/** A compiled graph: an ORT session plus the default values of its overridable weights. */
+export class CompiledSession {
+  constructor(
+    readonly session: ort.InferenceSession,
+    readonly hash: string,
+    readonly weights: PlannedWeight[],
+    private readonly defaults: Map<string, Float32Array>,
+    readonly createSeconds: number,
+  ) {}
+
+  /** Names of weights that can be replaced per run (in IR names). */
+  overridableNames(): string[] {
+    return this.weights.filter((w) => w.overridable).map((w) => w.irName);
+  }
+
+  /**
+   * Runs the graph. `overrides` maps IR weight names to replacement data in PyTorch layout (e.g. merged
+   * LoRA weights); missing overridable weights use the base values.
+   */
+  async run(feeds: Record<string, TensorData>, overrides?: ReadonlyMap<string, Float32Array>): Promise<Record<string, TensorData>> {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = toOrt(t);
+    for (const w of this.weights) {
+      if (!w.overridable) continue;
+      const over = overrides?.get(w.irName);
+      const data = over ? applyLayout(over, w.layout) : this.defaults.get(w.onnxName)!;
+      ortFeeds[w.onnxName] = new ort.Tensor('float32', data, w.layout.dims);
+    }
+    const res = await this.session.run(ortFeeds);
+    const out: Record<string, TensorData> = {};
+    for (const name of this.session.outputNames) {
+      const t = res[name]!;
+      out[name] = { data: t.data as Float32Array, dims: t.dims };
+    }
+    return out;
+  }
+}
+
+function toOrt(t: TensorData): ort.Tensor {
+  if (t.data instanceof Float32Array) return new ort.Tensor('float32', t.data, t.dims);
+  if (t.data instanceof Int32Array) return new ort.Tensor('int32', t.data, t.dims);
+  return new ort.Tensor('int64', t.data, t.dims);
+}
+
+const sessionCache = new Map<string, Promise<CompiledSession>>();
+
+/** Compiles (or reuses) an ORT session for the graph; identical graphs share one session per process. */
+export function compileGraph(graph: Graph, opts: CompileOptions = {}): Promise<CompiledSession> {
+  const hash = graphHash(graph, opts);
+  let p = sessionCache.get(hash);
+  if (!p) {
+    p = buildSession(graph, hash, opts);
+    sessionCache.set(hash, p);
+    p.catch(() => sessionCache.delete(hash));
+  }
+  return p;
+}
+
+/** Drops cached sessions (e.g. when a model is evicted from the executor's cache). */
+export async function releaseSession(hash: string): Promise<void> {
+  const p = sessionCache.get(hash);
+  sessionCache.delete(hash);
+  if (p) await (await p).session.release();
+}
+
+async function buildSession(graph: Graph, hash: string, opts: CompileOptions): Promise<CompiledSession> {
+  const t0 = performance.now();
+  const lowered = lowerToOnnx(graph, opts);
+  const byValue = new Map(graph.weights.map((w) => [w.value, w]));
+  const defaults = new Map<string, Float32Array>();
+  for (const w of lowered.weights) {
+    if (w.overridable) defaults.set(w.onnxName, applyLayout(byValue.get(w.value)!.source.load(), w.layout));
+  }
+  const baked = lowered.weights.filter((w) => !w.overridable);
+  const bakedBytes = baked.reduce((s, w) => s + 4 * w.layout.dims.reduce((a, b) => a * b, 1), 0);
+  const sessionOptions: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' };
+  if (opts.threads) sessionOptions.intraOpNumThreads = opts.threads;
+  let session: ort.InferenceSession;
+  if (bakedBytes <= (opts.inlineLimitBytes ?? 256 * 1024 * 1024)) {
+    for (const w of baked) {
+      const data = applyLayout(byValue.get(w.value)!.source.load(), w.layout);
+      lowered.model.graph.initializers.push(weightTensor(w, { raw: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) }));
+    }
+    session = await ort.InferenceSession.create(encodeModel(lowered.model), sessionOptions);
+  } else {
+    const dir = join(opts.cacheDir ?? defaultCacheDir(), 'onnx', hash);
+    const modelPath = join(dir, 'model.onnx');
+    if (!existsSync(modelPath)) writeExternalModel(dir, lowered, baked, byValue);
+    session = await ort.InferenceSession.create(modelPath, sessionOptions);
+  }
+  return new CompiledSession(session, hash, lowered.weights, defaults, (performance.now() - t0) / 1000);
+}
+
+function weightTensor(w: PlannedWeight, data: Pick<OnnxTensor, 'raw' | 'external'>): OnnxTensor {
+  return { name: w.onnxName, dataType: OnnxType.FLOAT, dims: w.layout.dims, ...data };
+}
+
+/**
+ * Streams weights one tensor at a time into `weights.bin` (page-aligned so ORT can map them), then writes the
+ * model that points at it. Both land under temp names and are renamed, so a crash leaves no half cache entry.
+ */
+function writeExternalModel(
+  dir: string,
+  lowered: ReturnType<typeof lowerToOnnx>,
+  baked: PlannedWeight[],
+  byValue: Map<number, Graph['weights'][number]>,
+): void {
+  mkdirSync(dir, { recursive: true });
+  const tmpBin = join(dir, `weights.bin.tmp-${process.pid}`);
+  const fd = openSync(tmpBin, 'w');
+  let offset = 0;
+  const ALIGN = 4096;
+  try {
+    for (const w of baked) {
+      const data = applyLayout(byValue.get(w.value)!.source.load(), w.layout);
+      const pad = (ALIGN - (offset % ALIGN)) % ALIGN;
+      if (pad) {
+        writeSync(fd, new Uint8Array(pad));
+        offset += pad;
+      }
+      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      let done = 0;
+      while (done < bytes.byteLength) done += writeSync(fd, bytes, done, bytes.byteLength - done);
+      lowered.model.graph.initializers.push(weightTensor(w, { external: { location: 'weights.bin', offset, length: bytes.byteLength } }));
+      offset += bytes.byteLength;
+    }
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    rmSync(tmpBin, { force: true });
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(tmpBin, join(dir, 'weights.bin'));
+  const tmpModel = join(dir, `model.onnx.tmp-${process.pid}`);
+  writeFileSync(tmpModel, encodeModel(lowered.model));
+  renameSync(tmpModel, join(dir, 'model.onnx'));
+}
