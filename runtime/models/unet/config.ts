@@ -53,7 +53,8 @@ export function inferUnetConfig(w: WeightSet, overrides: UnetConfigOverrides = {
   const modelChannels = conv0[0]!;
   const inChannels = conv0[1]!;
   const timeEmbedDim = w.shape('time_embed.0.weight')[0]!;
-  const outChannels = w.shape('out.2.weight')[0]!;
+  // ControlNets share the input half of the UNet but have no output head.
+  const outChannels = w.has('out.2.weight') ? w.shape('out.2.weight')[0]! : inChannels;
   const nIn = countIndexed(names, 'input_blocks.');
   const nOut = countIndexed(names, 'output_blocks.');
   const inputBlocks: InputBlockKind[] = [{ kind: 'conv_in' }];
