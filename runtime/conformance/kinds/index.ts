@@ -1,0 +1,6 @@
+import type { CaseKind } from './types.js';
+import { unetKind } from './unet.js';
+import { controlnetKind } from './controlnet.js';
+
+/** Every case kind `resflow conformance` knows, most specific first. */
+export const CASE_KINDS: CaseKind[] = [controlnetKind, unetKind];

@@ -1,0 +1,77 @@
+import { SafetensorsFile } from '../safetensors/reader.js';
+import { WeightSet } from './weights.js';
+
+export type ModelFamily = 'sd1' | 'sd2' | 'sdxl' | 'sdxl-refiner' | 'controlnet' | 'vae' | 'unknown';
+
+export class UnsupportedModelError extends Error {
+  constructor(
+    readonly file: string,
+    readonly family: ModelFamily,
+    message: string,
+  ) {
+    super(`${file}: ${message}`);
+    this.name = 'UnsupportedModelError';
+  }
+}
+
+const UNET = 'model.diffusion_model.';
+const VAE = 'first_stage_model.';
+const CLIP_SD1 = 'cond_stage_model.transformer.text_model.';
+const CLIP_SD1_OLD = 'cond_stage_model.transformer.';
+
+/** Recognises what a safetensors file holds from its key layout. */
+export function detectFamily(file: SafetensorsFile): ModelFamily {
+  const has = (k: string) => file.has(k);
+  if (has('conditioner.embedders.1.model.ln_final.weight') || has('conditioner.embedders.0.transformer.text_model.final_layer_norm.weight')) {
+    return has('conditioner.embedders.0.model.ln_final.weight') && !has('conditioner.embedders.1.model.ln_final.weight') ? 'sdxl-refiner' : 'sdxl';
+  }
+  if (has('conditioner.embedders.0.model.ln_final.weight')) return 'sdxl-refiner';
+  if (has('cond_stage_model.model.ln_final.weight') || has('cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight')) return 'sd2';
+  if (has(`${UNET}input_blocks.0.0.weight`)) return 'sd1';
+  if (has('control_model.input_hint_block.0.weight') || has('input_hint_block.0.weight')) return 'controlnet';
+  if (has('encoder.conv_in.weight') && has('decoder.conv_in.weight')) return 'vae';
+  return 'unknown';
+}
+
+/** The parts of a single-file SD1.x checkpoint, each a view over the one lazily read file. */
+export interface Sd1Checkpoint {
+  path: string;
+  file: SafetensorsFile;
+  unet: WeightSet;
+  vae: WeightSet;
+  clip: WeightSet;
+}
+
+const FAMILY_NAMES: Record<ModelFamily, string> = {
+  sd1: 'Stable Diffusion 1.x',
+  sd2: 'Stable Diffusion 2.x',
+  sdxl: 'SDXL',
+  'sdxl-refiner': 'SDXL refiner',
+  controlnet: 'a ControlNet',
+  vae: 'a standalone VAE',
+  unknown: 'an unrecognised model',
+};
+
+/**
+ * Opens a single-file SD1.x checkpoint (F32/F16/BF16). Unknown extras (EMA weights, betas, position_ids...)
+ * are simply never read. Other families are refused with a message naming what the file is.
+ */
+export function openSd1Checkpoint(path: string): Sd1Checkpoint {
+  const file = SafetensorsFile.open(path);
+  const family = detectFamily(file);
+  if (family !== 'sd1') {
+    throw new UnsupportedModelError(path, family, `this is ${FAMILY_NAMES[family]} file, not a Stable Diffusion 1.x checkpoint${family === 'sd2' || family === 'sdxl' ? ' (not supported yet)' : ''}`);
+  }
+  const clipPrefix = file.has(`${CLIP_SD1}final_layer_norm.weight`) ? CLIP_SD1 : CLIP_SD1_OLD;
+  for (const [what, key] of [
+    ['VAE', `${VAE}decoder.conv_in.weight`],
+    ['text encoder', `${clipPrefix}final_layer_norm.weight`],
+  ] as const) {
+    if (!file.has(key)) throw new UnsupportedModelError(path, family, `checkpoint has no ${what} (missing key "${key}")`);
+  }
+  return { path, file, unet: new WeightSet(file, UNET), vae: new WeightSet(file, VAE), clip: new WeightSet(file, clipPrefix) };
+}
+
+export function familyName(f: ModelFamily): string {
+  return FAMILY_NAMES[f];
+}
