@@ -78,3 +78,50 @@ function writeAll(fd: number, b: Uint8Array): void {
   let done = 0;
   while (done < b.byteLength) done += writeSync(fd, b, done, b.byteLength - done);
 }
+
+export interface StreamedTensor {
+  name: string;
+  dtype: 'F32' | 'F16' | 'BF16';
+  shape: number[];
+  /** Called once, when the tensor's turn comes: only one tensor's data is in memory at a time. */
+  produce: () => Float32Array;
+}
+
+/**
+ * Writes a large safetensors file tensor by tensor (multi-GB synthetic checkpoints), atomically like
+ * writeSafetensors.
+ */
+export function writeSafetensorsStreaming(path: string, tensors: StreamedTensor[], metadata?: Record<string, string>): void {
+  const header: Record<string, unknown> = {};
+  if (metadata && Object.keys(metadata).length) header.__metadata__ = metadata;
+  let off = 0;
+  for (const t of tensors) {
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * DTYPE_SIZES[t.dtype];
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + bytes] };
+    off += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const jb = Buffer.from(json, 'utf8');
+  const head = Buffer.alloc(8 + jb.byteLength);
+  head.writeBigUInt64LE(BigInt(jb.byteLength), 0);
+  jb.copy(head, 8);
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  const fd = openSync(tmp, 'w');
+  try {
+    writeAll(fd, head);
+    for (const t of tensors) {
+      const data = t.produce();
+      const expected = t.shape.reduce((a, b) => a * b, 1);
+      if (data.length !== expected) throw new Error(`safetensors writer: "${t.name}" produced ${data.length} values, shape [${t.shape}] needs ${expected}`);
+      writeAll(fd, float32ToBytes(data, t.dtype));
+    }
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+}

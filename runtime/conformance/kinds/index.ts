@@ -1,6 +1,7 @@
 import type { CaseKind } from './types.js';
 import { unetKind } from './unet.js';
 import { controlnetKind } from './controlnet.js';
+import { clipKind } from './clip.js';
 
 /** Every case kind `resflow conformance` knows, most specific first. */
-export const CASE_KINDS: CaseKind[] = [controlnetKind, unetKind];
+export const CASE_KINDS: CaseKind[] = [controlnetKind, unetKind, clipKind];

@@ -1,0 +1,189 @@
+import { compileGraph, type CompiledSession, type CompileOptions, type TensorData } from '../../graph/session.js';
+import { SafetensorsFile } from '../../safetensors/reader.js';
+import { WeightSet } from '../weights.js';
+import { CLIP_KEYS, SD1_SPECIAL_TOKENS, clipSkipLayer, inferClipConfig, type ClipConfig, type ClipSpecialTokens } from './config.js';
+import { CLIP_INPUT, CLIP_OUTPUTS, buildClipTextGraph } from './text-encoder.js';
+
+export interface ClipLoadOptions {
+  /** Key prefix of the text model; found from the file's keys when omitted. */
+  prefix?: string;
+  /** Overrides for what shapes cannot tell (numHeads below 64 wide, activation, eps); checked against shapes. */
+  config?: Partial<ClipConfig>;
+  specialTokens?: Partial<ClipSpecialTokens>;
+  /** ComfyUI's layer_norm_hidden_state (true for SD1/SD2). */
+  layerNormIntermediate?: boolean;
+  compile?: CompileOptions;
+}
+
+export interface ClipEncodeOptions {
+  /** k of ComfyUI's CLIPSetLastLayer(-k): 1 = last layer, 2 = penultimate. Values past the depth mean last. */
+  clipSkip?: number;
+}
+
+export interface ClipEncoding {
+  /** [1, windows·S, D]: the windows' states side by side along the sequence axis. */
+  cond: Float32Array;
+  condDims: [1, number, number];
+  /** [1, D]: final-LN state at the first end token of the first window. */
+  pooled: Float32Array;
+  pooledDims: [1, number];
+}
+
+/** Where text-model keys live in the layouts we meet; the first that matches wins when several do (SDXL). */
+const KNOWN_PREFIXES = [
+  'cond_stage_model.transformer.text_model.',
+  'cond_stage_model.transformer.', // pre-4.x transformers checkpoints lack "text_model."; ComfyUI renames them
+  'text_model.',
+  'conditioner.embedders.0.transformer.text_model.',
+];
+
+/** Finds the prefix under which a CLIP text model's keys sit, by its token embedding. */
+export function detectClipPrefix(file: SafetensorsFile): string {
+  const found = file.keys().filter((k) => k.endsWith(CLIP_KEYS.tokenEmbedding)).map((k) => k.slice(0, -CLIP_KEYS.tokenEmbedding.length));
+  if (found.length === 1) return found[0]!;
+  const known = KNOWN_PREFIXES.find((p) => found.includes(p));
+  if (known !== undefined) return known;
+  if (found.length === 0) throw new Error(`${file.path}: no CLIP text encoder found (no key ending in "${CLIP_KEYS.tokenEmbedding}")`);
+  throw new Error(`${file.path}: several CLIP text encoders (${found.join(', ')}); pass the prefix`);
+}
+
+/**
+ * A loaded CLIP text encoder with ComfyUI's encoding semantics (SDClipModel + ClipTokenWeightEncoder):
+ * windows of S token ids go through the transformer as one batch, token weights lerp away from the empty
+ * prompt's states, windows are joined along the sequence axis, and pooled comes from the first window.
+ */
+export class ClipTextEncoder {
+  private readonly sessions = new Map<string, Promise<CompiledSession>>();
+
+  private constructor(
+    readonly weights: WeightSet,
+    readonly config: ClipConfig,
+    readonly specialTokens: ClipSpecialTokens,
+    private readonly layerNormIntermediate: boolean,
+    private readonly compileOptions: CompileOptions,
+  ) {}
+
+  static async load(source: string | SafetensorsFile | WeightSet, opts: ClipLoadOptions = {}): Promise<ClipTextEncoder> {
+    let weights: WeightSet;
+    if (source instanceof WeightSet) {
+      weights = opts.prefix === undefined || opts.prefix === source.prefix ? source : new WeightSet(source.file, opts.prefix);
+    } else {
+      const file = typeof source === 'string' ? SafetensorsFile.open(source) : source;
+      weights = new WeightSet(file, opts.prefix ?? detectClipPrefix(file));
+    }
+    const config = inferClipConfig(weights, opts.config);
+    const enc = new ClipTextEncoder(weights, config, { ...SD1_SPECIAL_TOKENS, ...opts.specialTokens }, opts.layerNormIntermediate ?? true, opts.compile ?? {});
+    // Building binds every weight, so a missing or misshapen key fails here, not at the first prompt.
+    enc.graph(config.numLayers - 1, false);
+    return enc;
+  }
+
+  get sequenceLength(): number {
+    return this.config.maxPositions;
+  }
+
+  private graph(layer: number, debug: boolean) {
+    return buildClipTextGraph(this.weights, this.config, { layerIndex: layer, layerNormIntermediate: this.layerNormIntermediate, debug });
+  }
+
+  /** The compiled session for a CLIP skip (symbolic batch: shared by every prompt and window count). */
+  session(clipSkip = 1, debug = false): Promise<CompiledSession> {
+    const layer = clipSkipLayer(this.config, clipSkip);
+    const key = `${layer}:${debug}`;
+    let s = this.sessions.get(key);
+    if (!s) {
+      s = compileGraph(this.graph(layer, debug).graph, this.compileOptions);
+      this.sessions.set(key, s);
+      s.catch(() => this.sessions.delete(key));
+    }
+    return s;
+  }
+
+  /**
+   * Runs windows as one batch and returns the raw graph outputs ([B, S, D] each): `last_hidden_state`,
+   * `intermediate` (the clip-skip layer) and, with `debug`, `embeddings` and `hidden_states.i`.
+   */
+  async run(windows: number[][], opts: ClipEncodeOptions & { debug?: boolean } = {}): Promise<Record<string, TensorData>> {
+    const S = this.sequenceLength;
+    const V = this.config.vocabSize;
+    if (windows.length === 0) throw new Error('CLIP: no token windows to encode');
+    const ids = new Int32Array(windows.length * S);
+    windows.forEach((w, b) => {
+      if (w.length !== S) throw new Error(`CLIP: window ${b} has ${w.length} tokens; this model takes exactly ${S}`);
+      w.forEach((t, j) => {
+        // ORT's out-of-range Gather error names no token; ids past the vocabulary are unresolved embeddings.
+        if (!Number.isInteger(t) || t < 0 || t >= V) throw new Error(`CLIP: token id ${t} at window ${b}, position ${j} is outside the vocabulary (0..${V - 1})`);
+        ids[b * S + j] = t;
+      });
+    });
+    const session = await this.session(opts.clipSkip, opts.debug);
+    return session.run({ [CLIP_INPUT]: { data: ids, dims: [windows.length, S] } });
+  }
+
+  /**
+   * ComfyUI's `encode_token_weights` for one prompt. `tokens` are windows of S ids (start, ..., end, padding);
+   * `weights` the per-token weights of the same layout. With any weight != 1, the empty prompt is encoded in
+   * the same batch and each weighted position becomes (z - z_empty)·w + z_empty; positions whose weight is
+   * exactly 1 keep z. Pooled ignores weights and clip skip (it is always from the last layer).
+   */
+  async encodeTokens(tokens: number[][], weights?: number[][], opts: ClipEncodeOptions = {}): Promise<ClipEncoding> {
+    const S = this.sequenceLength;
+    const D = this.config.hiddenSize;
+    if (weights) {
+      if (weights.length !== tokens.length) throw new Error(`CLIP: ${weights.length} weight windows for ${tokens.length} token windows`);
+      weights.forEach((w, k) => {
+        if (w.length !== tokens[k]!.length) throw new Error(`CLIP: window ${k} has ${tokens[k]!.length} tokens but ${w.length} weights`);
+      });
+    }
+    const sections = tokens.length;
+    const hasWeights = weights?.some((w) => w.some((x) => x !== 1)) ?? false;
+    const batch = [...tokens];
+    // ComfyUI encodes an empty window when there is nothing to encode, too; its length there is 0 tokens,
+    // which its own model cannot take, so we use a full window.
+    if (hasWeights || sections === 0) batch.push(this.emptyWindow());
+
+    const out = await this.run(batch, opts);
+    const z = out[CLIP_OUTPUTS.intermediate]!.data as Float32Array;
+    const last = out[CLIP_OUTPUTS.last]!.data as Float32Array;
+    const p = this.pooledIndex(batch[0]!);
+    const pooled = last.slice(p * D, (p + 1) * D);
+
+    if (sections === 0) return this.result(z.slice(0, S * D), 1, pooled);
+    const cond = z.slice(0, sections * S * D);
+    if (hasWeights) {
+      const empty = z.subarray(sections * S * D, (sections + 1) * S * D);
+      const f = Math.fround;
+      for (let k = 0; k < sections; k++) {
+        for (let j = 0; j < S; j++) {
+          const w = weights![k]![j]!;
+          if (w === 1) continue;
+          const row = (k * S + j) * D;
+          const fw = f(w);
+          // Rounded per step as PyTorch's float32 ops are.
+          for (let c = 0; c < D; c++) cond[row + c] = f(f(f(cond[row + c]! - empty[j * D + c]!) * fw) + empty[j * D + c]!);
+        }
+      }
+    }
+    return this.result(cond, sections, pooled);
+  }
+
+  /** [start, end, pad...] as ComfyUI's gen_empty_tokens builds it. */
+  emptyWindow(): number[] {
+    const { start, end, pad } = this.specialTokens;
+    return [start, end, ...new Array<number>(this.sequenceLength - 2).fill(pad)];
+  }
+
+  /**
+   * Position pooled is read from: the first end token. ComfyUI counts tokens up to and including the first
+   * end token and takes the last counted, so a window without one pools its last position.
+   */
+  pooledIndex(window: number[]): number {
+    const i = window.indexOf(this.specialTokens.end);
+    return i >= 0 ? i : window.length - 1;
+  }
+
+  private result(cond: Float32Array, windows: number, pooled: Float32Array): ClipEncoding {
+    const D = this.config.hiddenSize;
+    return { cond, condDims: [1, windows * this.sequenceLength, D], pooled, pooledDims: [1, D] };
+  }
+}

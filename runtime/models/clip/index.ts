@@ -1,0 +1,3 @@
+export * from './config.js';
+export * from './text-encoder.js';
+export * from './encode.js';
