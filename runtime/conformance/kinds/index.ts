@@ -2,6 +2,7 @@ import type { CaseKind } from './types.js';
 import { unetKind } from './unet.js';
 import { controlnetKind } from './controlnet.js';
 import { clipKind } from './clip.js';
+import { rngKind } from './rng.js';
 
 /** Every case kind `resflow conformance` knows, most specific first. */
-export const CASE_KINDS: CaseKind[] = [controlnetKind, unetKind, clipKind];
+export const CASE_KINDS: CaseKind[] = [controlnetKind, unetKind, clipKind, rngKind];
