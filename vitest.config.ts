@@ -8,5 +8,6 @@ export default defineConfig({
     // Model tests are CPU-heavy and ORT already uses every core: run files one after another.
     fileParallelism: false,
     pool: 'forks',
+    reporters: ['default', ['json', { outputFile: '.cache/vitest-results.json' }]],
   },
 });

@@ -2,7 +2,7 @@ import type { TensorData } from '../graph/session.js';
 import { ControlNet } from '../models/controlnet/controlnet.js';
 import type { UnetModel } from '../models/unet/model.js';
 import type { ActiveControl, CondBatch, EpsModel, Shape4 } from '../sampling/types.js';
-import { resizeHint } from './hint.js';
+import { resizeHint } from '../image/resize.js';
 
 export interface EpsModelOptions {
   /** Adapter-patched weights for this model (full checkpoint keys), fed per call: no session rebuild. */

@@ -3,6 +3,7 @@ import { unetKind } from './unet.js';
 import { controlnetKind } from './controlnet.js';
 import { clipKind } from './clip.js';
 import { rngKind } from './rng.js';
+import { vaeKind } from './vae.js';
 
 /** Every case kind `resflow conformance` knows, most specific first. */
-export const CASE_KINDS: CaseKind[] = [controlnetKind, unetKind, clipKind, rngKind];
+export const CASE_KINDS: CaseKind[] = [controlnetKind, unetKind, clipKind, rngKind, vaeKind];

@@ -1,0 +1,58 @@
+import { resizeNCHW, type ResizeMethod } from '../../runtime/image/resize.js';
+import type { NodeSpec } from '../spec.js';
+import type { LatentValue } from './types.js';
+
+/** The largest side we accept, in pixels: well past what fits in memory on a CPU anyway. */
+export const MAX_RESOLUTION = 16384;
+
+export function latentNodes(): NodeSpec[] {
+  return [
+    {
+      name: 'EmptyLatentImage',
+      displayName: 'Empty Latent Image',
+      category: 'latent',
+      description: 'A batch of zero latents; the sampler adds the seed noise.',
+      inputs: {
+        required: {
+          width: { type: 'INT', default: 512, min: 16, max: MAX_RESOLUTION, step: 8 },
+          height: { type: 'INT', default: 512, min: 16, max: MAX_RESOLUTION, step: 8 },
+          batch_size: { type: 'INT', default: 1, min: 1, max: 4096 },
+        },
+      },
+      outputs: [{ type: 'LATENT' }],
+      execute({ width, height, batch_size }) {
+        const h = Math.floor(Number(height) / 8);
+        const w = Math.floor(Number(width) / 8);
+        const b = Number(batch_size);
+        const latent: LatentValue = { samples: { data: new Float32Array(b * 4 * h * w), shape: [b, 4, h, w] } };
+        return [latent];
+      },
+    },
+    {
+      name: 'LatentUpscale',
+      displayName: 'Upscale Latent',
+      category: 'latent',
+      inputs: {
+        required: {
+          samples: { type: 'LATENT' },
+          upscale_method: { type: 'COMBO', options: ['nearest-exact', 'bilinear'] },
+          width: { type: 'INT', default: 512, min: 0, max: MAX_RESOLUTION, step: 8 },
+          height: { type: 'INT', default: 512, min: 0, max: MAX_RESOLUTION, step: 8 },
+          crop: { type: 'COMBO', options: ['disabled', 'center'] },
+        },
+      },
+      outputs: [{ type: 'LATENT' }],
+      execute({ samples, upscale_method, width, height, crop }) {
+        const s = (samples as LatentValue).samples;
+        const [, , h0, w0] = s.shape;
+        let w = Math.floor(Number(width) / 8);
+        let h = Math.floor(Number(height) / 8);
+        if (w === 0 && h === 0) return [samples];
+        if (w === 0) w = Math.max(1, Math.round((w0 * h) / h0));
+        if (h === 0) h = Math.max(1, Math.round((h0 * w) / w0));
+        const r = resizeNCHW(s.data, s.shape, h, w, upscale_method as ResizeMethod, crop === 'center');
+        return [{ ...(samples as LatentValue), samples: { data: r.data, shape: r.shape } }];
+      },
+    },
+  ];
+}
