@@ -4,6 +4,8 @@ import { controlnetKind } from './controlnet.js';
 import { clipKind } from './clip.js';
 import { rngKind } from './rng.js';
 import { vaeKind } from './vae.js';
+import { pipelineKind, samplingKind } from './sampling.js';
+import { LORA_KINDS } from './lora.js';
 
 /** Every case kind `resflow conformance` knows, most specific first. */
-export const CASE_KINDS: CaseKind[] = [controlnetKind, unetKind, clipKind, rngKind, vaeKind];
+export const CASE_KINDS: CaseKind[] = [controlnetKind, unetKind, clipKind, rngKind, vaeKind, samplingKind, pipelineKind, ...LORA_KINDS];
