@@ -125,6 +125,14 @@ export class GraphBuilder {
   silu(x: T): T { return this.unary('silu', x); }
   gelu(x: T, approximate: 'none' | 'tanh' = 'none'): T { return this.unary('gelu', x, { approximate }); }
   quickGelu(x: T): T { return this.unary('quick_gelu', x); }
+  erf(x: T): T { return this.unary('erf', x); }
+
+  /** a > b elementwise (broadcasting), as a bool tensor. */
+  greater(a: Operand, b: Operand): T {
+    const ta = this.operand(a);
+    const tb = this.operand(b);
+    return this.node('greater', [ta, tb], {}, 'bool', broadcastShapes(ta.shape, tb.shape, 'greater'));
+  }
 
   softmax(x: T, axis = -1): T {
     return this.unary('softmax', x, { axis: axis < 0 ? x.rank + axis : axis });
@@ -238,6 +246,41 @@ export class GraphBuilder {
   gather(data: T, indices: T, axis = 0): T {
     const shape = [...data.shape.slice(0, axis), ...indices.shape, ...data.shape.slice(axis + 1)];
     return this.node('gather', [data, indices], { axis }, data.type, shape);
+  }
+
+  // Gradient helpers (emitted by autodiff; see OPS for their contracts). `ref` inputs only lend their shape.
+
+  conv2dGradInput(dy: T, w: T, ref: T, o: { stride: number; padding: number; dilation: number; groups: number }): T {
+    const shape: Shape = [ref.shape[0]!, (w.shape[1] as number) * o.groups, ref.shape[2]!, ref.shape[3]!];
+    return this.node('conv2d_grad_input', [dy, w, ref], { ...o }, 'float32', shape);
+  }
+
+  conv2dGradWeight(x: T, dy: T, o: { stride: number; padding: number; dilation: number; groups: number; kernel: number[] }): T {
+    const shape: Shape = [dy.shape[1]!, (x.shape[1] as number) / o.groups, o.kernel[0]!, o.kernel[1]!];
+    return this.node('conv2d_grad_weight', [x, dy], { ...o }, 'float32', shape);
+  }
+
+  attentionProbs(q: T, k: T, heads: number, causal: boolean): T {
+    return this.node('attention_probs', [q, k], { heads, causal }, 'float32', [q.shape[0]!, heads, q.shape[1]!, k.shape[1]!]);
+  }
+
+  upsampleNearestGrad(dy: T, ref: T): T {
+    return this.node('upsample_nearest_grad', [dy, ref], {}, dy.type, [dy.shape[0]!, dy.shape[1]!, ref.shape[2]!, ref.shape[3]!]);
+  }
+
+  /** The slice of `dy` that a concat along `axis` took from the last of `parts` (earlier parts give the offset). */
+  concatGrad(dy: T, parts: T[], axis: number): T {
+    const shape = [...dy.shape];
+    shape[axis] = parts[parts.length - 1]!.shape[axis]!;
+    return this.node('concat_grad', [dy, ...parts], { axis }, dy.type, shape);
+  }
+
+  sliceGrad(dy: T, ref: T, axis: number, start: number, end: number): T {
+    return this.node('slice_grad', [dy, ref], { axis, start, end }, dy.type, ref.shape);
+  }
+
+  reduceGrad(dy: T, ref: T, axes: number[], keepdims: boolean, mean: boolean): T {
+    return this.node('reduce_grad', [dy, ref], { axes, keepdims, mean }, dy.type, ref.shape);
   }
 
   private where(): string {

@@ -1,6 +1,7 @@
 import type { Graph, Node, ElemType, Shape } from './ir.js';
 import type { OnnxAttr, OnnxNode, OnnxTensor, OnnxTypeCode, OnnxValueInfo, OnnxDim, OnnxModel } from '../onnx/model.js';
 import { OnnxType } from '../onnx/model.js';
+import { lowerAutodiffOp } from './lower-grad.js';
 
 /**
  * How a weight's stored (PyTorch-layout) data becomes the tensor the ONNX graph consumes. The same transform
@@ -101,7 +102,11 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
     const shape = graph.values[value]!.shape as number[];
     const use = useOf.get(value);
     const consumers = graph.nodes.filter((n) => n.inputs.includes(value));
-    const allSame = consumers.every((n) => n.op === use?.op && n.inputs.indexOf(value) === use.slot);
+    // For group_norm also the same input rank: a [C, 1] affine baked for rank 3 would mis-broadcast at rank 4.
+    const rank = (n: Node) => graph.values[n.inputs[0]!]!.shape.length;
+    const allSame = consumers.every(
+      (n) => n.op === use?.op && n.inputs.indexOf(value) === use.slot && (n.op !== 'group_norm' || rank(n) === use.x?.length),
+    );
     if (use && allSame && use.op === 'linear' && use.slot === 1) return { kind: 'transpose2d', dims: [shape[1]!, shape[0]!] };
     if (use && allSame && use.op === 'group_norm' && use.slot > 0) {
       return { kind: 'channel_broadcast', dims: [shape[0]!, ...new Array(Math.max(0, (use.x?.length ?? 4) - 2)).fill(1)] };
@@ -222,7 +227,8 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
         emit('Concat', ins, [out], { axis: { i: n.attrs.axis as number } });
         break;
       case 'slice':
-        emit('Slice', [ins[0]!, i64([n.attrs.start as number]), i64([n.attrs.end as number]), i64([n.attrs.axis as number])], [out]);
+        // Slice clamps out-of-range bounds itself; clamping here only keeps ±Infinity representable as int64.
+        emit('Slice', [ins[0]!, i64([clampI64(n.attrs.start as number)]), i64([clampI64(n.attrs.end as number)]), i64([n.attrs.axis as number])], [out]);
         break;
       case 'reshape':
         emit('Reshape', [ins[0]!, i64(n.attrs.shape as number[])], [out]);
@@ -251,7 +257,7 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
         emit('Gather', ins, [out], { axis: { i: n.attrs.axis as number } });
         break;
       default:
-        throw new Error(`no ONNX lowering for IR op "${n.op}"`);
+        if (!lowerAutodiffOp(n, ins, out, graph, { emit, fresh, i64 })) throw new Error(`no ONNX lowering for IR op "${n.op}"`);
     }
   }
 
@@ -276,6 +282,8 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
     outputNames: outputs.map((o) => o.name),
   };
 }
+
+const clampI64 = (v: number): number => Math.max(-(2 ** 62), Math.min(2 ** 62, v));
 
 function nearestAttrs(): Record<string, OnnxAttr> {
   // PyTorch's F.interpolate(mode="nearest") picks floor(out_index * in / out): asymmetric + floor.

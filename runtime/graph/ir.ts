@@ -35,6 +35,9 @@ export const OPS = {
   silu: [],
   gelu: ['approximate'], // 'none' (erf) | 'tanh'
   quick_gelu: [],
+  erf: [],
+  // comparison: a > b with broadcasting -> bool (masks for relu/max gradients)
+  greater: [],
   // linear algebra
   matmul: [],
   linear: [], // x[..., in] · W[out, in]^T (+ b[out]) — weights in PyTorch layout
@@ -58,6 +61,15 @@ export const OPS = {
   reduce_sum: ['axes', 'keepdims'],
   cast: ['to'],
   gather: ['axis'], // data, indices (int) -> embedding lookup along axis
+  // Gradient helpers emitted by autodiff (runtime/graph/autodiff). Inputs named `ref` are read for their
+  // run-time shape only, which keeps backward graphs valid for every batch and image size.
+  conv2d_grad_input: ['stride', 'padding', 'dilation', 'groups'], // dy, W, ref -> [N, C, ref.H, ref.W] (transposed conv)
+  conv2d_grad_weight: ['stride', 'padding', 'dilation', 'groups', 'kernel'], // x, dy -> [O, C/groups, kh, kw]
+  attention_probs: ['heads', 'causal'], // q[B, S, C], k[B, L, C] -> softmax scores [B, heads, S, L]
+  upsample_nearest_grad: [], // dy, ref -> [N, C, ref.H, ref.W]: dy summed over each source pixel's copies
+  concat_grad: ['axis'], // dy, p0..pi -> the slice of dy that concat took from pi (offsets from run-time sizes)
+  slice_grad: ['axis', 'start', 'end'], // dy, ref -> zeros shaped like ref with dy placed at [start, end)
+  reduce_grad: ['axes', 'keepdims', 'mean'], // dy, ref -> dy broadcast back over the reduced axes (÷ count if mean)
 } as const satisfies Record<string, readonly string[]>;
 
 export type OpName = keyof typeof OPS;

@@ -147,6 +147,9 @@ function encodeGraph(g: OnnxGraph): ProtoWriter {
   return w;
 }
 
+/** Protobuf refuses messages of 2 GiB or more. */
+export const MAX_PROTO_BYTES = 2 ** 31 - 1;
+
 /** Serialises a ModelProto. Keep inline initializers small: protobuf caps a message at 2 GiB. */
 export function encodeModel(m: OnnxModel): Uint8Array {
   if (m.opset < 17 || m.opset > 21) throw new Error(`ONNX opset ${m.opset} is outside the supported range 17..21`);
@@ -159,7 +162,9 @@ export function encodeModel(m: OnnxModel): Uint8Array {
     w.message(8, new ProtoWriter().string(1, domain).int(2, version));
   }
   for (const [k, v] of Object.entries(m.metadata ?? {})) w.message(14, new ProtoWriter().string(1, k).string(2, v));
-  const bytes = w.finish();
-  if (bytes.byteLength > 2 ** 31 - 1) throw new Error('ONNX model exceeds 2 GiB: move initializers to external data');
-  return bytes;
+  // Checked before the chunks are concatenated, so an oversized model is refused without allocating it first.
+  if (w.byteLength > MAX_PROTO_BYTES) {
+    throw new Error(`ONNX model is ${w.byteLength} bytes, over protobuf's 2 GiB limit: move initializers to external data`);
+  }
+  return w.finish();
 }

@@ -70,7 +70,8 @@ export class ProtoWriter {
     this.varint(m.byteLength);
     this.flushScratch();
     m.flushScratch();
-    this.chunks.push(...m.chunks);
+    // A loop, not push(...chunks): big graphs have hundreds of thousands of chunks, past the argument limit.
+    for (const c of m.chunks) this.chunks.push(c);
     this.length += m.length;
     return this;
   }

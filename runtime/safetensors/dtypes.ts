@@ -120,6 +120,11 @@ export function float32ToBytes(values: ArrayLike<number>, dtype: 'F32' | 'F16' |
     for (let i = 0; i < n; i++) {
       f32Scratch[0] = values[i]!;
       const x = u32Scratch[0]!;
+      // NaN first: the rounding add below would carry a large NaN payload into the exponent (NaN -> ±0).
+      if ((x & 0x7fffffff) > 0x7f800000) {
+        view.setUint16(i * 2, (x >>> 16) | 0x40, true);
+        continue;
+      }
       // round to nearest even on the dropped 16 bits
       const r = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
       view.setUint16(i * 2, r & 0xffff, true);

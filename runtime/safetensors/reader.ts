@@ -96,9 +96,30 @@ export class SafetensorsFile {
     return bytesToFloat32(this.readBytes(name), t.dtype);
   }
 
-  /** Integer tensors (I32/I64/U8...) as plain numbers. */
+  /**
+   * Integer tensors (I32/I64/U8...) as plain numbers. Decoded straight from the bytes, not via float32,
+   * which would round integers above 2^24. I64 values beyond 2^53 are refused rather than rounded.
+   */
   readNumbers(name: string): number[] {
-    return Array.from(this.readFloat32(name));
+    const t = this.info(name);
+    const bytes = this.readBytes(name);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const n = t.byteLength / DTYPE_SIZES[t.dtype];
+    const get: ((i: number) => number) | undefined = {
+      F64: (i: number) => view.getFloat64(i * 8, true),
+      I64: (i: number) => {
+        const v = view.getBigInt64(i * 8, true);
+        if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
+          throw new SafetensorsError(this.path, `I64 value ${v} is not exactly representable as a number`, name);
+        }
+        return Number(v);
+      },
+      I32: (i: number) => view.getInt32(i * 4, true),
+      I16: (i: number) => view.getInt16(i * 2, true),
+      I8: (i: number) => view.getInt8(i),
+    }[t.dtype as string];
+    if (!get) return Array.from(bytesToFloat32(bytes, t.dtype));
+    return Array.from({ length: n }, (_, i) => get(i));
   }
 }
 

@@ -13,11 +13,15 @@ export interface ClipLoadOptions {
   /** ComfyUI's layer_norm_hidden_state (true for SD1/SD2). */
   layerNormIntermediate?: boolean;
   compile?: CompileOptions;
+  /** Full checkpoint keys to keep patchable from the start (see ClipTextEncoder.addOverridable). */
+  overridable?: Iterable<string>;
 }
 
 export interface ClipEncodeOptions {
   /** k of ComfyUI's CLIPSetLastLayer(-k): 1 = last layer, 2 = penultimate. Values past the depth mean last. */
   clipSkip?: number;
+  /** Replacement weights (full checkpoint keys → PyTorch-layout data) for patchable keys, e.g. merged LoRAs. */
+  overrides?: ReadonlyMap<string, Float32Array>;
 }
 
 export interface ClipEncoding {
@@ -54,6 +58,8 @@ export function detectClipPrefix(file: SafetensorsFile): string {
  */
 export class ClipTextEncoder {
   private readonly sessions = new Map<string, Promise<CompiledSession>>();
+  /** Weight names (relative to the prefix) fed at run time instead of baked into the session. */
+  private readonly overridable = new Set<string>();
 
   private constructor(
     readonly weights: WeightSet,
@@ -73,6 +79,7 @@ export class ClipTextEncoder {
     }
     const config = inferClipConfig(weights, opts.config);
     const enc = new ClipTextEncoder(weights, config, { ...SD1_SPECIAL_TOKENS, ...opts.specialTokens }, opts.layerNormIntermediate ?? true, opts.compile ?? {});
+    if (opts.overridable) enc.addOverridable(opts.overridable);
     // Building binds every weight, so a missing or misshapen key fails here, not at the first prompt.
     enc.graph(config.numLayers - 1, false);
     return enc;
@@ -83,7 +90,37 @@ export class ClipTextEncoder {
   }
 
   private graph(layer: number, debug: boolean) {
-    return buildClipTextGraph(this.weights, this.config, { layerIndex: layer, layerNormIntermediate: this.layerNormIntermediate, debug });
+    return buildClipTextGraph(this.weights, this.config, {
+      layerIndex: layer,
+      layerNormIntermediate: this.layerNormIntermediate,
+      debug,
+      overridable: this.overridable,
+    });
+  }
+
+  /** Whether a full checkpoint key can be replaced per run without compiling a new session. */
+  isPatchable(fullKey: string): boolean {
+    return fullKey.startsWith(this.weights.prefix) && this.overridable.has(fullKey.slice(this.weights.prefix.length));
+  }
+
+  /**
+   * Makes more weights replaceable per run (a LoRA's targets). Keys outside this encoder are refused, since
+   * silently ignoring them would drop part of a patch. Sessions compiled so far are dropped: the next run
+   * compiles once for the wider set, and every later strength reuses it.
+   */
+  addOverridable(fullKeys: Iterable<string>): void {
+    let changed = false;
+    for (const k of fullKeys) {
+      const rel = k.slice(this.weights.prefix.length);
+      if (!k.startsWith(this.weights.prefix) || !this.weights.has(rel)) {
+        throw new Error(`CLIP: cannot patch "${k}": no such weight under "${this.weights.prefix}" in ${this.weights.file.path}`);
+      }
+      if (!this.overridable.has(rel)) {
+        this.overridable.add(rel);
+        changed = true;
+      }
+    }
+    if (changed) this.sessions.clear();
   }
 
   /** The compiled session for a CLIP skip (symbolic batch: shared by every prompt and window count). */
@@ -104,6 +141,7 @@ export class ClipTextEncoder {
    * `intermediate` (the clip-skip layer) and, with `debug`, `embeddings` and `hidden_states.i`.
    */
   async run(windows: number[][], opts: ClipEncodeOptions & { debug?: boolean } = {}): Promise<Record<string, TensorData>> {
+    if (opts.overrides) this.checkOverrides(opts.overrides);
     const S = this.sequenceLength;
     const V = this.config.vocabSize;
     if (windows.length === 0) throw new Error('CLIP: no token windows to encode');
@@ -117,7 +155,14 @@ export class ClipTextEncoder {
       });
     });
     const session = await this.session(opts.clipSkip, opts.debug);
-    return session.run({ [CLIP_INPUT]: { data: ids, dims: [windows.length, S] } });
+    return session.run({ [CLIP_INPUT]: { data: ids, dims: [windows.length, S] } }, opts.overrides);
+  }
+
+  /** An override for a baked weight would be ignored by the session, so it is an error instead. */
+  private checkOverrides(overrides: ReadonlyMap<string, Float32Array>): void {
+    for (const k of overrides.keys()) {
+      if (!this.isPatchable(k)) throw new Error(`CLIP: weight "${k}" is not patchable on this encoder; call addOverridable first`);
+    }
   }
 
   /**

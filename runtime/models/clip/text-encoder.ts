@@ -26,7 +26,14 @@ export interface ClipGraphOptions {
   layerNormIntermediate?: boolean;
   /** Also output the embeddings and every raw layer output (conformance checks, debugging). */
   debug?: boolean;
+  /**
+   * Weight names (relative to the weight set's prefix) kept as run-time inputs, so LoRA-merged values can be
+   * fed per run instead of compiling a session per strength.
+   */
+  overridable?: ReadonlySet<string>;
 }
+
+type Bind = (name: string, expected: number[]) => T;
 
 export function resolveLayerIndex(config: ClipConfig, layerIndex = -1): number {
   const n = config.numLayers;
@@ -46,10 +53,12 @@ export function buildClipTextGraph(weights: WeightSet, config: ClipConfig, opts:
   const selected = resolveLayerIndex(config, opts.layerIndex);
   const lnIntermediate = opts.layerNormIntermediate ?? true;
   const g = new GraphBuilder();
+  const over = opts.overridable;
+  const bind: Bind = (name, expected) => weights.bind(g, name, expected, { overridable: over?.has(name) ?? false });
   const ids = g.input(CLIP_INPUT, 'int32', ['B', S]);
 
-  const tokenTable = weights.bind(g, CLIP_KEYS.tokenEmbedding, [V, D]);
-  const posTable = weights.bind(g, CLIP_KEYS.positionEmbedding, [S, D]);
+  const tokenTable = bind(CLIP_KEYS.tokenEmbedding, [V, D]);
+  const posTable = bind(CLIP_KEYS.positionEmbedding, [S, D]);
   let x = g.scope('embeddings', () => g.add(g.gather(tokenTable, ids), posTable));
   if (opts.debug) g.output(CLIP_OUTPUTS.embeddings, x);
 
@@ -57,15 +66,15 @@ export function buildClipTextGraph(weights: WeightSet, config: ClipConfig, opts:
     g.scope('final_layer_norm', () =>
       g.layerNorm(
         h,
-        weights.bind(g, `${CLIP_KEYS.finalLayerNorm}weight`, [D]),
-        weights.bind(g, `${CLIP_KEYS.finalLayerNorm}bias`, [D]),
+        bind(`${CLIP_KEYS.finalLayerNorm}weight`, [D]),
+        bind(`${CLIP_KEYS.finalLayerNorm}bias`, [D]),
         config.layerNormEps,
       ),
     );
 
   let intermediate: T | undefined;
   for (let i = 0; i < config.numLayers; i++) {
-    x = g.scope(`encoder.layers.${i}`, () => encoderLayer(g, weights, config, CLIP_KEYS.layer(i), x));
+    x = g.scope(`encoder.layers.${i}`, () => encoderLayer(g, bind, config, CLIP_KEYS.layer(i), x));
     if (opts.debug) g.output(CLIP_OUTPUTS.hidden(i + 1), x);
     if (i === selected) intermediate = x;
   }
@@ -77,10 +86,10 @@ export function buildClipTextGraph(weights: WeightSet, config: ClipConfig, opts:
   return g;
 }
 
-function encoderLayer(g: GraphBuilder, w: WeightSet, c: ClipConfig, p: string, x: T): T {
+function encoderLayer(g: GraphBuilder, bind: Bind, c: ClipConfig, p: string, x: T): T {
   const D = c.hiddenSize;
-  const ln = (name: string, h: T) => g.layerNorm(h, w.bind(g, `${p}${name}.weight`, [D]), w.bind(g, `${p}${name}.bias`, [D]), c.layerNormEps);
-  const lin = (name: string, h: T, out: number, inp: number) => g.linear(h, w.bind(g, `${p}${name}.weight`, [out, inp]), w.bind(g, `${p}${name}.bias`, [out]));
+  const ln = (name: string, h: T) => g.layerNorm(h, bind(`${p}${name}.weight`, [D]), bind(`${p}${name}.bias`, [D]), c.layerNormEps);
+  const lin = (name: string, h: T, out: number, inp: number) => g.linear(h, bind(`${p}${name}.weight`, [out, inp]), bind(`${p}${name}.bias`, [out]));
 
   // Pre-LN block: the residual stream itself is never normalised inside the encoder.
   const h = ln('layer_norm1', x);

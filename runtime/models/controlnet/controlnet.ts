@@ -68,6 +68,11 @@ export interface ControlResiduals {
 }
 
 export class ControlNet {
+  /** Shown in errors and the UI (the sampler treats ControlNets as opaque handles with a name). */
+  get name(): string {
+    return this.path.split(/[\\/]/).pop() ?? this.path;
+  }
+
   private constructor(
     readonly path: string,
     readonly config: UnetConfig,

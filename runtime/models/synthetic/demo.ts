@@ -5,6 +5,7 @@ import { unetDiffusersModulesToLdm } from '../../adapters/keymap.js';
 import { writeSafetensors, type TensorToWrite } from '../../safetensors/writer.js';
 import { initTensor, randomFor, writeSyntheticCheckpoint } from './generate.js';
 import { sd1CheckpointKeyShapes, type Sd1Arch } from './tables.js';
+import { writeDemoControlNet, writeDemoInputImage, writeDemoLcmLora } from './demo-extras.js';
 
 /**
  * The embedded demonstration model: an SD1.5-architecture checkpoint with tiny widths and random weights,
@@ -12,10 +13,13 @@ import { sd1CheckpointKeyShapes, type Sd1Arch } from './tables.js';
  * exercise the full pipeline with no download; its images are not meant to look like anything.
  */
 
-export const DEMO_VERSION = '1';
+export const DEMO_VERSION = '2';
 export const DEMO_CHECKPOINT = 'resflow-demo-sd15.safetensors';
 export const DEMO_TOKENIZER = 'resflow-demo';
 export const DEMO_RESADAPTER = 'resflow-demo-resadapter';
+export const DEMO_CONTROLNET = 'resflow-demo-controlnet.safetensors';
+export const DEMO_LCM_LORA = 'resflow-demo-lcm-lora.safetensors';
+export const DEMO_INPUT_IMAGE = 'resflow-demo-input.png';
 const SEED = 20250101;
 
 const BYTE_TOKENS = (() => {
@@ -44,8 +48,9 @@ export const DEMO_UNET: UnetArch = {
   modelChannels: 32,
   channelMult: [1, 2],
   numResBlocks: [1, 1],
-  transformerDepth: [1, 1],
-  transformerDepthOutput: [1, 1, 1, 1],
+  // Attention only at the half-resolution level (as SDXL does at its first level): keeps 1024² renders cheap.
+  transformerDepth: [0, 1],
+  transformerDepthOutput: [0, 0, 1, 1],
   transformerDepthMiddle: 1,
   contextDim: 64,
   useLinearInTransformer: false,
@@ -63,6 +68,8 @@ export interface DemoPaths {
   checkpoint: string;
   tokenizer: string;
   resadapter: string;
+  controlnet: string;
+  lcmLora: string;
 }
 
 export function demoPaths(modelsDir: string): DemoPaths {
@@ -70,6 +77,8 @@ export function demoPaths(modelsDir: string): DemoPaths {
     checkpoint: join(modelsDir, 'checkpoints', DEMO_CHECKPOINT),
     tokenizer: join(modelsDir, 'tokenizers', DEMO_TOKENIZER),
     resadapter: join(modelsDir, 'resadapters', DEMO_RESADAPTER),
+    controlnet: join(modelsDir, 'controlnet', DEMO_CONTROLNET),
+    lcmLora: join(modelsDir, 'loras', DEMO_LCM_LORA),
   };
 }
 
@@ -87,8 +96,18 @@ export function ensureDemoModels(modelsDir: string): DemoPaths {
     metadata: { 'resflow.unet.num_heads': '2', 'resflow.tokenizer': DEMO_TOKENIZER, 'resflow.demo': DEMO_VERSION },
   });
   writeDemoResAdapter(p.resadapter, DEMO_ARCH);
+  const meta = { 'resflow.unet.num_heads': '2', 'resflow.demo': DEMO_VERSION };
+  writeDemoControlNet(p.controlnet, DEMO_UNET, SEED, meta);
+  writeDemoLcmLora(p.lcmLora, DEMO_UNET, SEED, meta);
   writeAtomic(marker, DEMO_VERSION);
   return p;
+}
+
+/** The demo's input image (img2img and ControlNet workflows) in the input folder, unless already there. */
+export async function ensureDemoInput(inputDir: string): Promise<string> {
+  const path = join(inputDir, DEMO_INPUT_IMAGE);
+  if (!existsSync(path)) await writeDemoInputImage(path);
+  return path;
 }
 
 function writeAtomic(path: string, text: string): void {

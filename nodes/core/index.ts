@@ -1,0 +1,19 @@
+import { NodeRegistry } from '../registry.js';
+import type { RuntimeEnv } from '../env.js';
+import { conditioningNodes } from './conditioning-nodes.js';
+import { imageNodes } from './image-nodes.js';
+import { latentNodes } from './latent-nodes.js';
+import { loaderNodes } from './loader-nodes.js';
+import { samplerNodes, vaeNodes } from './sampler-nodes.js';
+
+/** The built-in node library for one runtime environment (ComfyUI core class names where they exist). */
+export function createCoreRegistry(env: RuntimeEnv): NodeRegistry {
+  const registry = new NodeRegistry();
+  registry.registerAll([...loaderNodes(env), ...conditioningNodes(), ...samplerNodes(), ...vaeNodes(), ...latentNodes(), ...imageNodes(env)]);
+  // Our own names for nodes ComfyUI calls otherwise.
+  registry.alias('LoadCheckpoint', 'CheckpointLoaderSimple');
+  registry.alias('LoadControlNet', 'ControlNetLoader');
+  registry.alias('ApplyControlNet', 'ControlNetApplyAdvanced');
+  registry.alias('Sample', 'KSampler');
+  return registry;
+}

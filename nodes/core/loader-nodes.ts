@@ -1,0 +1,155 @@
+import { statSync } from 'node:fs';
+import { ControlNet } from '../../runtime/models/controlnet/controlnet.js';
+import { Vae } from '../../runtime/models/vae/index.js';
+import { loadResAdapter, resolveResAdapterFiles, type ResAdapter } from '../../runtime/adapters/resadapter.js';
+import { applyResAdapter, checkpointKeyShapes, loadLoraForModels } from '../../runtime/pipeline/adapter-loaders.js';
+import { PatchedClip, PatchedUnet } from '../../runtime/pipeline/patched-model.js';
+import { loadSd1 } from '../../runtime/pipeline/sd1-loader.js';
+import type { ModelFolder } from '../../runtime/config/model-folders.js';
+import type { RuntimeEnv } from '../env.js';
+import type { NodeSpec } from '../spec.js';
+import type { ClipValue, ModelValue } from './types.js';
+
+const STRENGTH = { type: 'FLOAT', default: 1, min: -100, max: 100, step: 0.01 } as const;
+
+/** A model file's mtime, so replacing a file on disk invalidates cached loads (ComfyUI's IS_CHANGED). */
+function mtimeOf(env: RuntimeEnv, kind: ModelFolder, name: unknown): number {
+  try {
+    return statSync(env.folders.resolve(kind, String(name))).mtimeMs;
+  } catch {
+    return NaN;
+  }
+}
+
+export function loaderNodes(env: RuntimeEnv): NodeSpec[] {
+  const list = (kind: ModelFolder) => () => env.folders.list(kind);
+  return [
+    {
+      name: 'CheckpointLoaderSimple',
+      displayName: 'Load Checkpoint',
+      category: 'loaders',
+      description: 'Loads a single-file SD1.x checkpoint (.safetensors): UNet, text encoder and VAE.',
+      inputs: { required: { ckpt_name: { type: 'COMBO', options: list('checkpoints') } } },
+      outputs: [{ type: 'MODEL' }, { type: 'CLIP' }, { type: 'VAE' }],
+      isChanged: ({ ckpt_name }) => mtimeOf(env, 'checkpoints', ckpt_name),
+      async execute({ ckpt_name }) {
+        const m = await loadSd1(env.folders.resolve('checkpoints', String(ckpt_name)), env.folders);
+        const model: ModelValue = { family: 'sd1', unet: PatchedUnet.of(m.unet), sampling: m.sampling };
+        const clip: ClipValue = { family: 'sd1', clip: PatchedClip.of(m.clip), tokenizer: m.tokenizer };
+        return [model, clip, m.vae];
+      },
+    },
+    {
+      name: 'VAELoader',
+      displayName: 'Load VAE',
+      category: 'loaders',
+      inputs: { required: { vae_name: { type: 'COMBO', options: list('vae') } } },
+      outputs: [{ type: 'VAE' }],
+      isChanged: ({ vae_name }) => mtimeOf(env, 'vae', vae_name),
+      execute: async ({ vae_name }) => [await Vae.load(env.folders.resolve('vae', String(vae_name)))],
+    },
+    {
+      name: 'LoraLoader',
+      displayName: 'Load LoRA',
+      category: 'loaders',
+      description: 'Adds a LoRA to the model and text encoder (kohya or peft/diffusers files). The inputs stay untouched.',
+      inputs: {
+        required: {
+          model: { type: 'MODEL' },
+          clip: { type: 'CLIP' },
+          lora_name: { type: 'COMBO', options: list('loras') },
+          strength_model: STRENGTH,
+          strength_clip: STRENGTH,
+        },
+      },
+      outputs: [{ type: 'MODEL' }, { type: 'CLIP' }],
+      isChanged: ({ lora_name }) => mtimeOf(env, 'loras', lora_name),
+      execute({ model, clip, lora_name, strength_model, strength_clip }) {
+        const m = model as ModelValue;
+        const c = clip as ClipValue;
+        const r = loadLoraForModels(m.unet, c.clip, env.folders.resolve('loras', String(lora_name)), Number(strength_model), Number(strength_clip));
+        return [{ ...m, unet: r.model! }, { ...c, clip: r.clip! }];
+      },
+    },
+    {
+      name: 'LoraLoaderModelOnly',
+      displayName: 'Load LoRA (model only)',
+      category: 'loaders',
+      inputs: { required: { model: { type: 'MODEL' }, lora_name: { type: 'COMBO', options: list('loras') }, strength_model: STRENGTH } },
+      outputs: [{ type: 'MODEL' }],
+      isChanged: ({ lora_name }) => mtimeOf(env, 'loras', lora_name),
+      execute({ model, lora_name, strength_model }) {
+        const m = model as ModelValue;
+        const r = loadLoraForModels(m.unet, undefined, env.folders.resolve('loras', String(lora_name)), Number(strength_model), 0);
+        return [{ ...m, unet: r.model! }];
+      },
+    },
+    {
+      name: 'LoadResAdapter',
+      displayName: 'Load ResAdapter',
+      category: 'loaders/resadapter',
+      description: 'Loads a ResAdapter folder (pytorch_lora_weights + diffusion_pytorch_model, or the older resolution_* names).',
+      inputs: { required: { resadapter_name: { type: 'COMBO', options: list('resadapters') } } },
+      outputs: [{ type: 'RESADAPTER' }],
+      isChanged: ({ resadapter_name }) => mtimeOf(env, 'resadapters', resadapter_name),
+      execute({ resadapter_name }) {
+        const files = resolveResAdapterFiles(env.folders.resolve('resadapters', String(resadapter_name)));
+        return [{ files } satisfies Pick<ResAdapter, 'files'>];
+      },
+    },
+    {
+      name: 'ApplyResAdapter',
+      displayName: 'Apply ResAdapter',
+      category: 'loaders/resadapter',
+      description:
+        'Lets the model render at any resolution and aspect ratio: alpha scales the adapter LoRA, the GroupNorms are replaced ' +
+        '(blended by norm_strength). Changing alpha never reloads or recompiles the model.',
+      inputs: {
+        required: {
+          model: { type: 'MODEL' },
+          resadapter: { type: 'RESADAPTER' },
+          alpha: { type: 'FLOAT', default: 1, min: 0, max: 2, step: 0.05 },
+          norm_strength: { type: 'FLOAT', default: 1, min: 0, max: 1, step: 0.05 },
+        },
+      },
+      outputs: [{ type: 'MODEL' }],
+      execute({ model, resadapter, alpha, norm_strength }) {
+        const m = model as ModelValue;
+        const ra = resadapter as Pick<ResAdapter, 'files'>;
+        const adapter = loadResAdapter(ra.files, checkpointKeyShapes(m.unet.base.weights.file));
+        const r = applyResAdapter(m.unet, adapter, Number(alpha), { normStrength: Number(norm_strength) });
+        return [{ ...m, unet: r.model }];
+      },
+    },
+    {
+      name: 'ResAdapterLoader',
+      displayName: 'Load ResAdapter (ComfyUI-ResAdapter)',
+      category: 'loaders/resadapter',
+      description: 'The ComfyUI-ResAdapter node: loads and applies a ResAdapter like a LoRA loader.',
+      inputs: {
+        required: {
+          model: { type: 'MODEL' },
+          clip: { type: 'CLIP' },
+          resadapter_name: { type: 'COMBO', options: list('resadapters') },
+          strength_model: STRENGTH,
+          strength_clip: STRENGTH,
+        },
+      },
+      outputs: [{ type: 'MODEL' }, { type: 'CLIP' }],
+      execute({ model, clip, resadapter_name, strength_model }) {
+        const m = model as ModelValue;
+        const r = applyResAdapter(m.unet, env.folders.resolve('resadapters', String(resadapter_name)), Number(strength_model));
+        return [{ ...m, unet: r.model }, clip];
+      },
+    },
+    {
+      name: 'ControlNetLoader',
+      displayName: 'Load ControlNet',
+      category: 'loaders',
+      inputs: { required: { control_net_name: { type: 'COMBO', options: list('controlnet') } } },
+      outputs: [{ type: 'CONTROL_NET' }],
+      isChanged: ({ control_net_name }) => mtimeOf(env, 'controlnet', control_net_name),
+      execute: async ({ control_net_name }) => [await ControlNet.load(env.folders.resolve('controlnet', String(control_net_name)))],
+    },
+  ];
+}

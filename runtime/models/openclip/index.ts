@@ -1,0 +1,3 @@
+export * from './config.js';
+export * from './graph.js';
+export * from './encoder.js';

@@ -1,0 +1,165 @@
+import type { CompileOptions } from '../../graph/session.js';
+import type { ClipTokenizer } from '../../text/clip-tokenizer.js';
+import { tokenizeWithWeights, type ChunkToken, type TokenizeWeightsOptions } from '../../text/prompt-weights.js';
+import { ClipTextEncoder, type ClipConfig, type ClipEncoding } from '../clip/index.js';
+import { OpenClipTextEncoder, type OpenClipConfig, type OpenClipEncoding } from '../openclip/index.js';
+import { sdxlAdm, resolveSizes, type SdxlSizes } from './adm.js';
+import type { SdxlCheckpoint } from './checkpoint.js';
+
+/** Token windows of one encoder with their per-token weights (same layout; omitted = all 1). */
+export interface TokenWindows {
+  tokens: number[][];
+  weights?: number[][];
+}
+
+/** ComfyUI's SDXL token dict: the same prompt tokenized for each encoder, padded differently. */
+export interface SdxlPromptTokens {
+  l: TokenWindows;
+  g: TokenWindows;
+}
+
+/** What an SDXL text encode puts on a conditioning. */
+export interface SdxlTextConditioning {
+  /** concat(CLIP-L, bigG) on the feature axis: [1, windows·77, Dl + Dg]. */
+  context: Float32Array;
+  contextShape: [1, number, number];
+  /** bigG's projected pooled output [1, P]; the head of y. */
+  pooled: Float32Array;
+  pooledShape: [number, number];
+  /** Set by CLIPTextEncodeSDXL; absent for plain text encoding (then derived from the latent). */
+  sizes?: Partial<SdxlSizes>;
+}
+
+export interface SdxlEncodeDetail extends SdxlTextConditioning {
+  l: ClipEncoding;
+  g: OpenClipEncoding;
+}
+
+export interface SdxlTextEncoderOptions {
+  /** Overrides for what shapes cannot tell (head counts of towers under 64 wide, activations). */
+  clipL?: Partial<ClipConfig>;
+  clipG?: Partial<OpenClipConfig>;
+  compile?: CompileOptions;
+}
+
+export interface SdxlEncodeOptions {
+  /** CLIPSetLastLayer(-k) on both encoders; SDXL's default is 2 (penultimate). */
+  clipSkip?: number;
+}
+
+/** Appends empty windows to the shorter side, as CLIPTextEncodeSDXL does when text_l and text_g differ in length. */
+export function equalizeWindows(tokens: SdxlPromptTokens, emptyL: number[], emptyG: number[]): SdxlPromptTokens {
+  const pad = (t: TokenWindows, n: number, empty: number[]): TokenWindows => {
+    const extra = n - t.tokens.length;
+    if (extra <= 0) return t;
+    const out: TokenWindows = { tokens: [...t.tokens, ...Array.from({ length: extra }, () => [...empty])] };
+    if (t.weights) out.weights = [...t.weights, ...Array.from({ length: extra }, () => new Array<number>(empty.length).fill(1))];
+    return out;
+  };
+  const n = Math.max(tokens.l.tokens.length, tokens.g.tokens.length);
+  return { l: pad(tokens.l, n, emptyL), g: pad(tokens.g, n, emptyG) };
+}
+
+/** Splits tokenizer windows into ids and weights; textual-inversion rows have no SDXL support yet. */
+export function windowsFromChunks(chunks: ChunkToken[][]): TokenWindows {
+  const tokens: number[][] = [];
+  const weights: number[][] = [];
+  for (const w of chunks) {
+    tokens.push(
+      w.map((t) => {
+        if ('embedding' in t) throw new Error(`SDXL: textual-inversion embedding "${t.embedding}" is not supported yet`);
+        return t.id;
+      }),
+    );
+    weights.push(w.map((t) => t.weight));
+  }
+  return { tokens, weights };
+}
+
+/**
+ * SDXLTokenizer / CLIPTextEncodeSDXL tokenization: `textG` for bigG (padded with 0), `textL` for CLIP-L
+ * (padded with the end token), 77-token windows, equal window counts.
+ */
+export function tokenizeSdxl(tok: ClipTokenizer, textG: string, textL = textG, opts: TokenizeWeightsOptions = {}): SdxlPromptTokens {
+  const l = windowsFromChunks(tokenizeWithWeights(tok, textL, { ...opts, padId: tok.endId }));
+  const g = windowsFromChunks(tokenizeWithWeights(tok, textG, { ...opts, padId: 0 }));
+  const maxLength = opts.maxLength ?? 77;
+  const empty = (pad: number) => [tok.startId, tok.endId, ...new Array<number>(maxLength - 2).fill(pad)];
+  return equalizeWindows({ l, g }, empty(tok.endId), empty(0));
+}
+
+/** Joins [1, S, Dl] and [1, S, Dg] along features, cut to the shorter sequence (SDXLClipModel's cut_to). */
+function concatFeatures(l: Float32Array, Dl: number, g: Float32Array, Dg: number): { data: Float32Array; tokens: number } {
+  const tokens = Math.min(l.length / Dl, g.length / Dg);
+  const D = Dl + Dg;
+  const data = new Float32Array(tokens * D);
+  for (let t = 0; t < tokens; t++) {
+    data.set(l.subarray(t * Dl, (t + 1) * Dl), t * D);
+    data.set(g.subarray(t * Dg, (t + 1) * Dg), t * D + Dl);
+  }
+  return { data, tokens };
+}
+
+/**
+ * SDXL's two text encoders, as ComfyUI's SDXLClipModel: CLIP-L and bigG, each the penultimate layer without
+ * the final LayerNorm, each weighted against its own empty prompt; context = concat(L, G); pooled from bigG.
+ */
+export class SdxlTextEncoder {
+  private constructor(
+    readonly clipL: ClipTextEncoder,
+    readonly clipG: OpenClipTextEncoder,
+  ) {}
+
+  static async load(ckpt: SdxlCheckpoint, opts: SdxlTextEncoderOptions = {}): Promise<SdxlTextEncoder> {
+    const compile = opts.compile ? { compile: opts.compile } : {};
+    const clipL = await ClipTextEncoder.load(ckpt.clipL, { config: opts.clipL ?? {}, layerNormIntermediate: false, ...compile });
+    const clipG = await OpenClipTextEncoder.load(ckpt.clipG, { config: opts.clipG ?? {}, layerNormIntermediate: false, ...compile });
+    return SdxlTextEncoder.of(clipL, clipG);
+  }
+
+  /** Pairs already loaded encoders; they must agree on the sequence length. */
+  static of(clipL: ClipTextEncoder, clipG: OpenClipTextEncoder): SdxlTextEncoder {
+    if (clipL.sequenceLength !== clipG.sequenceLength) {
+      throw new Error(`SDXL: CLIP-L takes ${clipL.sequenceLength} tokens per window, bigG ${clipG.sequenceLength}`);
+    }
+    return new SdxlTextEncoder(clipL, clipG);
+  }
+
+  get contextDim(): number {
+    return this.clipL.config.hiddenSize + this.clipG.config.hiddenSize;
+  }
+
+  get pooledDim(): number {
+    return this.clipG.config.projectionDim ?? this.clipG.config.hiddenSize;
+  }
+
+  /** The empty prompt's tokens for both encoders. */
+  emptyTokens(): SdxlPromptTokens {
+    return { l: { tokens: [this.clipL.emptyWindow()] }, g: { tokens: [this.clipG.emptyWindow()] } };
+  }
+
+  async encodeTokens(tokens: SdxlPromptTokens, opts: SdxlEncodeOptions = {}): Promise<SdxlEncodeDetail> {
+    const clipSkip = opts.clipSkip ?? 2;
+    const t = equalizeWindows(tokens, this.clipL.emptyWindow(), this.clipG.emptyWindow());
+    const l = await this.clipL.encodeTokens(t.l.tokens, t.l.weights, { clipSkip });
+    const g = await this.clipG.encodeTokens(t.g.tokens, t.g.weights, { clipSkip });
+    const Dl = this.clipL.config.hiddenSize;
+    const Dg = this.clipG.config.hiddenSize;
+    const ctx = concatFeatures(l.cond, Dl, g.cond, Dg);
+    return { context: ctx.data, contextShape: [1, ctx.tokens, Dl + Dg], pooled: g.pooled, pooledShape: [1, g.pooled.length], l, g };
+  }
+
+  /** CLIPTextEncodeSDXL: the encoding plus explicit sizes for y. */
+  async encodeWithSizes(tokens: SdxlPromptTokens, sizes: SdxlSizes, opts: SdxlEncodeOptions = {}): Promise<SdxlTextConditioning> {
+    const r = await this.encodeTokens(tokens, opts);
+    return { context: r.context, contextShape: r.contextShape, pooled: r.pooled, pooledShape: r.pooledShape, sizes: { ...sizes } };
+  }
+}
+
+/**
+ * y for one conditioning at sampling time: its own sizes, completed from the latent shape the way
+ * encode_model_conds does; [rows of pooled, adm].
+ */
+export function conditioningAdm(cond: Pick<SdxlTextConditioning, 'pooled' | 'pooledShape' | 'sizes'>, latentShape: readonly number[], admInChannels?: number): Float32Array {
+  return sdxlAdm(cond.pooled, cond.pooledShape[1], resolveSizes(cond.sizes, latentShape), admInChannels);
+}

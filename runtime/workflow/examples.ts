@@ -1,0 +1,123 @@
+import type { ApiPrompt } from './api-schema.js';
+import { DEMO_CHECKPOINT, DEMO_CONTROLNET, DEMO_INPUT_IMAGE, DEMO_LCM_LORA, DEMO_RESADAPTER } from '../models/synthetic/demo.js';
+
+/**
+ * The shareable example workflows, written as API prompts and saved in editor format under workflows/.
+ * They name the demo models so they run anywhere; point them at real files in the editor or with
+ * `resflow run <file> --set 1.ckpt_name=<your checkpoint>`.
+ */
+
+const POSITIVE = 'a cozy cabin in a snowy forest at dusk, warm light in the windows, (detailed:1.2)';
+const NEGATIVE = 'blurry, lowres, watermark';
+
+type Node = ApiPrompt[string];
+const n = (class_type: string, inputs: Record<string, unknown>, title?: string): Node =>
+  ({ class_type, inputs, ...(title ? { _meta: { title } } : {}) }) as Node;
+
+interface SamplerSettings {
+  steps: number;
+  cfg: number;
+  sampler: string;
+  scheduler: string;
+  seed: number;
+}
+
+const DEFAULTS: SamplerSettings = { steps: 20, cfg: 7, sampler: 'euler_ancestral', scheduler: 'karras', seed: 42 };
+
+function ksampler(model: [string, number], latent: [string, number], s: SamplerSettings, denoise = 1, pos: [string, number] = ['4', 0], neg: [string, number] = ['5', 0]): Node {
+  return n('KSampler', {
+    model,
+    seed: s.seed,
+    steps: s.steps,
+    cfg: s.cfg,
+    sampler_name: s.sampler,
+    scheduler: s.scheduler,
+    positive: pos,
+    negative: neg,
+    latent_image: latent,
+    denoise,
+  });
+}
+
+/** Loader, ResAdapter, prompts: ids 1..5, shared by every example. */
+function common(): ApiPrompt {
+  return {
+    '1': n('CheckpointLoaderSimple', { ckpt_name: DEMO_CHECKPOINT }, 'Load Checkpoint'),
+    '2': n('LoadResAdapter', { resadapter_name: DEMO_RESADAPTER }),
+    '3': n('ApplyResAdapter', { model: ['1', 0], resadapter: ['2', 0], alpha: 1, norm_strength: 1 }),
+    '4': n('CLIPTextEncode', { text: POSITIVE, clip: ['1', 1] }, 'Positive prompt'),
+    '5': n('CLIPTextEncode', { text: NEGATIVE, clip: ['1', 1] }, 'Negative prompt'),
+  };
+}
+
+/** Text-to-image at one size, the plain model and the ResAdapter model side by side from one checkpoint. */
+export function sideBySide(width: number, height: number, s: SamplerSettings = DEFAULTS): ApiPrompt {
+  const tag = `resadapter-${width}x${height}`;
+  return {
+    ...common(),
+    '6': n('EmptyLatentImage', { width, height, batch_size: 1 }),
+    '7': { ...ksampler(['1', 0], ['6', 0], s), _meta: { title: 'KSampler (base model)' } } as Node,
+    '8': { ...ksampler(['3', 0], ['6', 0], s), _meta: { title: 'KSampler (with ResAdapter)' } } as Node,
+    '9': n('VAEDecode', { samples: ['7', 0], vae: ['1', 2] }),
+    '10': n('VAEDecode', { samples: ['8', 0], vae: ['1', 2] }),
+    '11': n('ImageGrid', { images_a: ['9', 0], images_b: ['10', 0], columns: 2, gap: 8 }, 'Base | ResAdapter'),
+    '12': n('SaveImage', { images: ['11', 0], filename_prefix: `${tag}/grid` }),
+    '13': n('SaveImage', { images: ['9', 0], filename_prefix: `${tag}/base` }),
+    '14': n('SaveImage', { images: ['10', 0], filename_prefix: `${tag}/resadapter` }),
+  };
+}
+
+export function img2img(): ApiPrompt {
+  return {
+    ...common(),
+    '6': n('LoadImage', { image: DEMO_INPUT_IMAGE }),
+    '7': n('ImageScale', { image: ['6', 0], upscale_method: 'bilinear', width: 768, height: 512, crop: 'center' }),
+    '8': n('VAEEncode', { pixels: ['7', 0], vae: ['1', 2] }),
+    '9': ksampler(['3', 0], ['8', 0], { ...DEFAULTS, sampler: 'dpmpp_2m', steps: 20 }, 0.6),
+    '10': n('VAEDecode', { samples: ['9', 0], vae: ['1', 2] }),
+    '11': n('ImageGrid', { images_a: ['7', 0], images_b: ['10', 0], columns: 2, gap: 8 }, 'Input | img2img'),
+    '12': n('SaveImage', { images: ['11', 0], filename_prefix: 'img2img/grid' }),
+  };
+}
+
+export function controlnet(): ApiPrompt {
+  return {
+    ...common(),
+    '6': n('LoadImage', { image: DEMO_INPUT_IMAGE }),
+    '7': n('ImageScale', { image: ['6', 0], upscale_method: 'nearest-exact', width: 768, height: 768, crop: 'center' }),
+    '8': n('ControlNetLoader', { control_net_name: DEMO_CONTROLNET }),
+    '9': n('ControlNetApplyAdvanced', { positive: ['4', 0], negative: ['5', 0], control_net: ['8', 0], image: ['7', 0], strength: 0.8, start_percent: 0, end_percent: 0.8 }),
+    '10': n('EmptyLatentImage', { width: 768, height: 768, batch_size: 1 }),
+    '11': ksampler(['3', 0], ['10', 0], DEFAULTS, 1, ['9', 0], ['9', 1]),
+    '12': n('VAEDecode', { samples: ['11', 0], vae: ['1', 2] }),
+    '13': n('ImageGrid', { images_a: ['7', 0], images_b: ['12', 0], columns: 2, gap: 8 }, 'Hint | result'),
+    '14': n('SaveImage', { images: ['13', 0], filename_prefix: 'controlnet/grid' }),
+  };
+}
+
+/** LCM-LoRA on top of ResAdapter: 4 steps, low CFG. */
+export function lcm(): ApiPrompt {
+  return {
+    ...common(),
+    '6': n('LoraLoaderModelOnly', { model: ['3', 0], lora_name: DEMO_LCM_LORA, strength_model: 1 }, 'LCM-LoRA'),
+    '7': n('EmptyLatentImage', { width: 768, height: 512, batch_size: 1 }),
+    '8': ksampler(['6', 0], ['7', 0], { steps: 4, cfg: 1.5, sampler: 'lcm', scheduler: 'sgm_uniform', seed: 42 }),
+    '9': n('VAEDecode', { samples: ['8', 0], vae: ['1', 2] }),
+    '10': n('SaveImage', { images: ['9', 0], filename_prefix: 'lcm-resadapter/lcm' }),
+  };
+}
+
+/** File name → prompt, for every example in workflows/. The first is the main (demo, default) workflow. */
+export function exampleWorkflows(): Record<string, ApiPrompt> {
+  return {
+    'resadapter-txt2img-512.json': sideBySide(512, 512),
+    'resadapter-txt2img-256.json': sideBySide(256, 256),
+    'resadapter-txt2img-1024.json': sideBySide(1024, 1024),
+    'resadapter-txt2img-384x768.json': sideBySide(384, 768),
+    'resadapter-controlnet.json': controlnet(),
+    'resadapter-img2img.json': img2img(),
+    'lcm-lora-resadapter.json': lcm(),
+  };
+}
+
+export const DEFAULT_WORKFLOW = 'resadapter-txt2img-512.json';
