@@ -1,8 +1,15 @@
 import { conformanceCommand } from './conformance.js';
+import { convertCommand, demoCommand, nodesCommand, validateCommand } from './commands.js';
+import { runCommand } from './run.js';
 
 type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
+  run: { run: runCommand, summary: 'run a workflow (.json editor/API format, or a .png with one embedded)' },
+  validate: { run: validateCommand, summary: 'check a workflow without running it' },
+  nodes: { run: nodesCommand, summary: 'list the node library or describe a node' },
+  convert: { run: convertCommand, summary: 'convert a workflow between editor and API formats' },
+  demo: { run: demoCommand, summary: 'run the main ResAdapter workflow on the embedded demo model' },
   conformance: { run: (a) => conformanceCommand(a), summary: 'check ResFlow against a conformance folder (ComfyUI reference outputs)' },
 };
 

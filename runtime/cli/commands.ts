@@ -1,0 +1,145 @@
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { validatePrompt } from '../executor/validate.js';
+import { ensureDemoModels } from '../models/synthetic/demo.js';
+import { apiToEditor } from '../workflow/api-to-editor.js';
+import { DEFAULT_WORKFLOW } from '../workflow/examples.js';
+import { cliContext, ensureDemoIfReferenced, executePrompt, formatValidation } from './run.js';
+import { applyOverrides, CliUsageError, InvalidWorkflowError, loadWorkflowFile } from './workflow-io.js';
+
+const COMMON_OPTS = {
+  models: { type: 'string', multiple: true },
+  data: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function guard(fn: () => Promise<number>): Promise<number> {
+  return fn().catch((e) => {
+    if (e instanceof InvalidWorkflowError || e instanceof CliUsageError) {
+      console.error(e.message);
+      return 2;
+    }
+    throw e;
+  });
+}
+
+export async function validateCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...COMMON_OPTS, set: { type: 'string', multiple: true } } });
+  if (values.help || positionals.length !== 1) {
+    console.log('resflow validate <workflow.json|.png> [--set n.input=value]... [--json]\nChecks a workflow without running it. Exit 0 valid, 2 invalid.');
+    return values.help ? 0 : 2;
+  }
+  return guard(async () => {
+    const ctx = cliContext(values);
+    const wf = loadWorkflowFile(positionals[0]!, ctx.registry);
+    const prompt = applyOverrides(wf.prompt, values.set ?? []);
+    await ensureDemoIfReferenced(prompt, ctx.env);
+    const v = await validatePrompt(prompt, ctx.registry);
+    if (values.json) console.log(JSON.stringify(v.ok ? { ok: true, outputs: v.outputs, node_errors: v.node_errors } : { ok: false, error: v.error, node_errors: v.node_errors }, null, 1));
+    else if (v.ok) console.log(`valid: ${Object.keys(prompt).length} nodes, outputs ${v.outputs.join(', ')}`);
+    else console.error(formatValidation(v.error, v.node_errors, prompt));
+    return v.ok ? 0 : 2;
+  });
+}
+
+export async function nodesCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: COMMON_OPTS });
+  if (values.help) {
+    console.log('resflow nodes [NodeType] [--json]\nLists the node library, or describes one node (inputs, outputs).');
+    return 0;
+  }
+  const ctx = cliContext(values);
+  if (positionals.length) {
+    const name = positionals[0]!;
+    if (!ctx.registry.has(name)) {
+      console.error(`unknown node type "${name}"`);
+      return 2;
+    }
+    const info = await ctx.registry.nodeInfo(name);
+    if (values.json) {
+      console.log(JSON.stringify(info, null, 1));
+      return 0;
+    }
+    console.log(`${info.name} — ${info.display_name} [${info.category}]${info.output_node ? ' (output node)' : ''}`);
+    if (info.description) console.log(`  ${info.description}`);
+    for (const [group, inputs] of Object.entries({ required: info.input.required, optional: info.input.optional ?? {} })) {
+      for (const [k, [type, o]] of Object.entries(inputs)) {
+        const t = Array.isArray(type) ? `one of ${type.slice(0, 8).join(' | ')}${type.length > 8 ? ' | …' : ''}` : type;
+        const extra = o ? Object.entries(o).filter(([kk]) => ['default', 'min', 'max'].includes(kk)).map(([kk, vv]) => `${kk}=${vv}`).join(' ') : '';
+        console.log(`  in  ${k.padEnd(22)} ${t}${group === 'optional' ? ' (optional)' : ''}${extra ? `  ${extra}` : ''}`);
+      }
+    }
+    info.output.forEach((o, i) => console.log(`  out ${info.output_name[i]!.padEnd(22)} ${o}`));
+    return 0;
+  }
+  const all = await ctx.registry.objectInfo();
+  if (values.json) {
+    console.log(JSON.stringify(all, null, 1));
+    return 0;
+  }
+  const byCat = new Map<string, string[]>();
+  for (const n of Object.values(all)) byCat.set(n.category, [...(byCat.get(n.category) ?? []), n.name]);
+  for (const [cat, names] of [...byCat].sort()) console.log(`${cat}: ${names.sort().join(', ')}`);
+  return 0;
+}
+
+export async function convertCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...COMMON_OPTS, to: { type: 'string' }, output: { type: 'string', short: 'o' } } });
+  if (values.help || positionals.length !== 1 || (values.to && !['api', 'editor'].includes(values.to))) {
+    console.log('resflow convert <workflow.json|.png> --to api|editor [-o out.json]\nConverts between the editor (litegraph) format and the API prompt format.');
+    return values.help ? 0 : 2;
+  }
+  return guard(async () => {
+    const ctx = cliContext(values);
+    const wf = loadWorkflowFile(positionals[0]!, ctx.registry);
+    const to = values.to ?? (wf.workflow ? 'api' : 'editor');
+    const out = to === 'api' ? wf.prompt : (wf.workflow ?? apiToEditor(wf.prompt, ctx.registry));
+    const text = `${JSON.stringify(out, null, 1)}\n`;
+    if (values.output) {
+      const tmp = `${values.output}.tmp-${process.pid}`;
+      writeFileSync(tmp, text);
+      renameSync(tmp, values.output);
+      console.error(`wrote ${to} format to ${values.output}`);
+    } else process.stdout.write(text);
+    return 0;
+  });
+}
+
+export const DEMO_HELP = `resflow demo [--out DIR] [--data DIR] [--steps N]
+
+Runs the main ResAdapter workflow (workflows/${DEFAULT_WORKFLOW}) on the embedded demo model: the base model and
+the ResAdapter model side by side, saved as PNGs plus a comparison grid.`;
+
+export async function demoCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { ...COMMON_OPTS, out: { type: 'string' }, steps: { type: 'string' } } });
+  if (values.help) {
+    console.log(DEMO_HELP);
+    return 0;
+  }
+  const ctx = cliContext(values);
+  console.error(`ResFlow demo: models under ${ctx.env.folders.modelsDir}, images to ${ctx.env.outputDir}`);
+  ensureDemoModels(ctx.env.folders.modelsDir);
+  const repo = resolve(new URL('../..', import.meta.url).pathname);
+  const wf = loadWorkflowFile(join(repo, 'workflows', DEFAULT_WORKFLOW), ctx.registry);
+  const prompt = values.steps ? applyOverrides(wf.prompt, [`KSampler.steps=${Number(values.steps)}`]) : wf.prompt;
+  const outcome = await executePrompt(ctx, prompt, { workflow: wf.workflow, json: values.json ?? false });
+  if (outcome.code === 0 && !values.json) {
+    console.error(
+      [
+        '',
+        'The demo model is tiny and random: these images show the pipeline, not a picture.',
+        'To render with your own models, put a SD1.5 checkpoint in models/checkpoints/, a ResAdapter folder in',
+        'models/resadapters/ and the CLIP vocab in models/tokenizers/clip-vit-large-patch14/ (or list an existing',
+        'ComfyUI install in resflow.config.json), then for example:',
+        `  resflow run workflows/${DEFAULT_WORKFLOW} --set 1.ckpt_name=<your.safetensors> --set 2.resadapter_name=resadapter_v2_sd1.5`,
+      ].join('\n'),
+    );
+  }
+  return outcome.code;
+}
+
+export function readJson(path: string): unknown {
+  return JSON.parse(readFileSync(path, 'utf8'));
+}
