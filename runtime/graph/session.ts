@@ -62,6 +62,16 @@ export class CompiledSession {
     readonly createSeconds: number,
   ) {}
 
+  // Override arrays are immutable per adapter state, so their transposed layout is computed once, not per step.
+  private layoutCache = new WeakMap<Float32Array, Float32Array>();
+
+  private laidOut(data: Float32Array, layout: WeightLayout): Float32Array {
+    if (layout.kind !== 'transpose2d') return data;
+    let t = this.layoutCache.get(data);
+    if (!t) this.layoutCache.set(data, (t = applyLayout(data, layout)));
+    return t;
+  }
+
   /** Names of weights that can be replaced per run (in IR names). */
   overridableNames(): string[] {
     return this.weights.filter((w) => w.overridable).map((w) => w.irName);
@@ -77,7 +87,7 @@ export class CompiledSession {
     for (const w of this.weights) {
       if (!w.overridable) continue;
       const over = overrides?.get(w.irName);
-      const data = over ? applyLayout(over, w.layout) : this.defaults.get(w.onnxName)!;
+      const data = over ? this.laidOut(over, w.layout) : this.defaults.get(w.onnxName)!;
       ortFeeds[w.onnxName] = new ort.Tensor('float32', data, w.layout.dims);
     }
     const res = await this.session.run(ortFeeds);

@@ -10,12 +10,15 @@ import { MergeError, blendNorm, loraProduct, loraScale, type AdapterApplication 
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
 /**
- * Least-recently-used products by patch object. Patch objects are shared by every handle derived from the
- * same parsed adapter, so a strength change finds them. Bounded by bytes: a LoRA on every layer of a full
- * model has products as large as the model, and those are better recomputed than held.
+ * Least-recently-used merge inputs, bounded by bytes: the unscaled product of each LoRA patch (by patch
+ * object, shared by every handle derived from one parsed adapter) and the base tensors of patched keys (by
+ * file and key; decoding F16 from disk costs more than the merge). A LoRA on every layer of a full model
+ * needs as much as the model itself, and that is better recomputed than held, hence the budget.
  */
 export class LoraProductCache {
-  private readonly entries = new Map<LoraPatch, Float32Array>();
+  private readonly entries = new Map<object | string, Float32Array>();
+  private readonly fileIds = new WeakMap<object, number>();
+  private nextFileId = 0;
   private bytes = 0;
   hits = 0;
   misses = 0;
@@ -26,27 +29,39 @@ export class LoraProductCache {
     return this.bytes;
   }
 
-  product(patch: LoraPatch): Float32Array {
-    const cached = this.entries.get(patch);
+  private lookup(key: object | string, compute: () => Float32Array): Float32Array {
+    const cached = this.entries.get(key);
     if (cached) {
       this.hits++;
-      // Re-insert to mark as most recently used (Map keeps insertion order).
-      this.entries.delete(patch);
-      this.entries.set(patch, cached);
+      // Re-inserted to mark it most recently used (a Map iterates in insertion order).
+      this.entries.delete(key);
+      this.entries.set(key, cached);
       return cached;
     }
     this.misses++;
-    const p = loraProduct(patch);
-    if (p.byteLength <= this.budgetBytes) {
-      this.entries.set(patch, p);
-      this.bytes += p.byteLength;
+    const value = compute();
+    if (value.byteLength <= this.budgetBytes) {
+      this.entries.set(key, value);
+      this.bytes += value.byteLength;
       for (const [k, v] of this.entries) {
         if (this.bytes <= this.budgetBytes) break;
         this.entries.delete(k);
         this.bytes -= v.byteLength;
       }
     }
-    return p;
+    return value;
+  }
+
+  /** up@down of a patch, float32-rounded, unscaled. Callers must not write to it. */
+  product(patch: LoraPatch): Float32Array {
+    return this.lookup(patch, () => loraProduct(patch));
+  }
+
+  /** A base tensor as `read` returns it, cached per (file object, key). Callers must not write to it. */
+  baseTensor(file: object, key: string, read: () => Float32Array): Float32Array {
+    let id = this.fileIds.get(file);
+    if (id === undefined) this.fileIds.set(file, (id = this.nextFileId++));
+    return this.lookup(`${id}#${key}`, read);
   }
 
   clear(): void {
@@ -57,27 +72,32 @@ export class LoraProductCache {
 
 function budgetFromEnv(): number {
   const mb = Number(process.env.RESFLOW_LORA_CACHE_MB);
-  // 512 MiB holds the SD1.5 ResAdapter's products (~210 MB) with room for a style LoRA's attention layers.
-  return (Number.isFinite(mb) && mb >= 0 ? mb : 512) * 1024 * 1024;
+  // 1 GiB holds the SD1.5 ResAdapter's products and base convs (~420 MB) with room for a style LoRA.
+  return (Number.isFinite(mb) && mb >= 0 ? mb : 1024) * 1024 * 1024;
 }
 
 export const sharedProductCache = new LoraProductCache(budgetFromEnv());
 
-/** Adds strength·scale·product into `dst` at the patch's rows; the rounding is merge.ts's addLoraInPlace. */
-function addScaledProduct(dst: Float32Array, patch: LoraPatch, strength: number, cache: LoraProductCache): void {
+/**
+ * dst = src + strength·scale·product at the patch's rows (src may be dst itself); the rounding is that of
+ * merge.ts's addLoraInPlace. Writing into a fresh array instead of copying first saves a pass over memory.
+ */
+function addScaledProduct(dst: Float32Array, src: Float32Array, patch: LoraPatch, strength: number, cache: LoraProductCache): void {
   const outRows = patch.upShape[0]!;
   const product = cache.product(patch);
   const inner = product.length / outRows;
   const rowOffset = patch.rows ? patch.rows.start : 0;
   const fits = patch.rows
-    ? Number.isInteger(inner) && dst.length % inner === 0 && (rowOffset + outRows) * inner <= dst.length
-    : dst.length === product.length;
+    ? Number.isInteger(inner) && src.length % inner === 0 && (rowOffset + outRows) * inner <= src.length
+    : src.length === product.length;
   if (!fits) {
-    throw new MergeError(patch.target, `LoRA "${patch.source}" (${outRows}×${inner}, rank ${patch.rank}) does not fit a tensor of ${dst.length} values`);
+    throw new MergeError(patch.target, `LoRA "${patch.source}" (${outRows}×${inner}, rank ${patch.rank}) does not fit a tensor of ${src.length} values`);
   }
+  if (patch.rows && dst !== src) dst.set(src);
   const scale = loraScale(patch, strength);
   const off = rowOffset * inner;
-  for (let i = 0; i < product.length; i++) dst[off + i] = dst[off + i]! + Math.fround(scale * product[i]!);
+  const n = product.length;
+  for (let i = 0; i < n; i++) dst[off + i] = src[off + i]! + Math.fround(scale * product[i]!);
 }
 
 /**
@@ -104,13 +124,16 @@ export function mergeAdapters(
       for (const [key, value] of adapter.norms) result.set(key, blendNorm(current(key), value, t, key));
     }
     for (const patch of adapter.patches) {
-      let dst = result.get(patch.target);
-      if (!dst) {
-        // A copy: the lookup may hand out arrays it keeps (a cache, a session's defaults).
-        dst = Float32Array.from(current(patch.target));
-        result.set(patch.target, dst);
+      const owned = result.get(patch.target);
+      if (owned) {
+        addScaledProduct(owned, owned, patch, adapter.strength, cache);
+        continue;
       }
-      addScaledProduct(dst, patch, adapter.strength, cache);
+      // Never written in place: the lookup may hand out arrays it keeps (a cache, a session's defaults).
+      const base = current(patch.target);
+      const dst = new Float32Array(base.length);
+      addScaledProduct(dst, base, patch, adapter.strength, cache);
+      result.set(patch.target, dst);
     }
   }
   return result;

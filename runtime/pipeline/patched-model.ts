@@ -72,10 +72,14 @@ function attach(weights: WeightSet, component: Component, existing: readonly App
   let id = wanted;
   // The same file may be stacked twice (ComfyUI allows it); each copy still needs its own address.
   for (let n = 2; taken.has(id); n++) id = `${wanted}#${n}`;
-  const out: AppliedAdapter = { id, label, patches: app.patches, strength: app.strength };
-  if (app.norms) (out as { norms?: ReadonlyMap<string, Float32Array> }).norms = app.norms;
-  if (app.normStrength !== undefined) (out as { normStrength?: number }).normStrength = app.normStrength;
-  return out;
+  return Object.freeze({
+    id,
+    label,
+    patches: app.patches,
+    strength: app.strength,
+    ...(app.norms ? { norms: app.norms } : {}),
+    ...(app.normStrength === undefined ? {} : { normStrength: app.normStrength }),
+  });
 }
 
 function replaceStrength(list: readonly AppliedAdapter[], id: string, strength: number, normStrength?: number): AppliedAdapter[] {
@@ -84,7 +88,7 @@ function replaceStrength(list: readonly AppliedAdapter[], id: string, strength: 
   if (!Number.isFinite(strength)) throw new Error(`adapter "${id}": strength ${strength} is not a number`);
   const next = [...list];
   const cur = list[i]!;
-  next[i] = { ...cur, strength, ...(normStrength === undefined ? {} : { normStrength }) };
+  next[i] = Object.freeze({ ...cur, strength, ...(normStrength === undefined ? {} : { normStrength }) });
   return next;
 }
 
@@ -102,10 +106,15 @@ function touchedKeys(adapters: readonly AdapterApplication[]): Set<string> {
 abstract class PatchedHandle<Self> {
   private merged: Map<string, Float32Array> | undefined;
 
+  readonly adapters: readonly AppliedAdapter[];
+
   protected constructor(
-    readonly adapters: readonly AppliedAdapter[],
+    adapters: readonly AppliedAdapter[],
     protected readonly cache: LoraProductCache,
-  ) {}
+  ) {
+    // Frozen so that no holder of a handle can change what another branch renders.
+    this.adapters = Object.isFrozen(adapters) ? adapters : Object.freeze(adapters);
+  }
 
   protected abstract get weights(): WeightSet;
   protected abstract make(adapters: readonly AppliedAdapter[]): Self;
@@ -157,7 +166,8 @@ abstract class PatchedHandle<Self> {
     this.ensurePatchable();
     if (!this.merged) {
       const file = this.weights.file;
-      this.merged = mergeAdapters((k) => (file.has(k) ? file.readFloat32(k) : undefined), this.adapters, this.cache);
+      const read = (k: string) => (file.has(k) ? this.cache.baseTensor(file, k, () => file.readFloat32(k)) : undefined);
+      this.merged = mergeAdapters(read, this.adapters, this.cache);
     }
     return this.merged.size ? this.merged : undefined;
   }

@@ -105,6 +105,9 @@ function concatFeatures(l: Float32Array, Dl: number, g: Float32Array, Dg: number
  * the final LayerNorm, each weighted against its own empty prompt; context = concat(L, G); pooled from bigG.
  */
 export class SdxlTextEncoder {
+  private lastLayerL: Promise<ClipTextEncoder> | undefined;
+  private lastLayerG: Promise<OpenClipTextEncoder> | undefined;
+
   private constructor(
     readonly clipL: ClipTextEncoder,
     readonly clipG: OpenClipTextEncoder,
@@ -138,15 +141,37 @@ export class SdxlTextEncoder {
     return { l: { tokens: [this.clipL.emptyWindow()] }, g: { tokens: [this.clipG.emptyWindow()] } };
   }
 
+  /**
+   * SDXLClipModel.encode_token_weights: each side encoded on its own; if their window counts differ the
+   * context is cut to the shorter (tokenizeSdxl / equalizeWindows pad beforehand, as the nodes do).
+   */
   async encodeTokens(tokens: SdxlPromptTokens, opts: SdxlEncodeOptions = {}): Promise<SdxlEncodeDetail> {
     const clipSkip = opts.clipSkip ?? 2;
-    const t = equalizeWindows(tokens, this.clipL.emptyWindow(), this.clipG.emptyWindow());
-    const l = await this.clipL.encodeTokens(t.l.tokens, t.l.weights, { clipSkip });
-    const g = await this.clipG.encodeTokens(t.g.tokens, t.g.weights, { clipSkip });
+    const [encL, encG] = await this.encodersFor(clipSkip);
+    const l = await encL.encodeTokens(tokens.l.tokens, tokens.l.weights, { clipSkip });
+    const g = await encG.encodeTokens(tokens.g.tokens, tokens.g.weights, { clipSkip });
     const Dl = this.clipL.config.hiddenSize;
     const Dg = this.clipG.config.hiddenSize;
     const ctx = concatFeatures(l.cond, Dl, g.cond, Dg);
     return { context: ctx.data, contextShape: [1, ctx.tokens, Dl + Dg], pooled: g.pooled, pooledShape: [1, g.pooled.length], l, g };
+  }
+
+  /**
+   * A skip past an encoder's depth makes ComfyUI fall back to its "last" output, which is final-LN'd even
+   * though SDXL's selected layers are not; a twin over the same weights with the LN on serves that case.
+   */
+  private async encodersFor(clipSkip: number): Promise<[ClipTextEncoder, OpenClipTextEncoder]> {
+    let l = this.clipL;
+    let g = this.clipG;
+    if (clipSkip > l.config.numLayers) {
+      this.lastLayerL ??= ClipTextEncoder.load(l.weights, { config: l.config, specialTokens: l.specialTokens, layerNormIntermediate: true });
+      l = await this.lastLayerL;
+    }
+    if (clipSkip > g.config.numLayers) {
+      this.lastLayerG ??= OpenClipTextEncoder.load(g.weights, { config: g.config, specialTokens: g.specialTokens, layerNormIntermediate: true });
+      g = await this.lastLayerG;
+    }
+    return [l, g];
   }
 
   /** CLIPTextEncodeSDXL: the encoding plus explicit sizes for y. */

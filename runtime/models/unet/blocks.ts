@@ -13,14 +13,16 @@ export interface BlockContext {
   groups: number;
 }
 
-export function bind(c: BlockContext, name: string): T {
-  return c.w.bind(c.g, name, undefined, { overridable: c.overridable(name) });
+export function bind(c: BlockContext, name: string, expected?: Array<number | null>): T {
+  return c.w.bind(c.g, name, expected, { overridable: c.overridable(name) });
 }
 
-function conv(c: BlockContext, x: T, name: string, opts: { stride?: number; padding?: number } = {}): T {
-  const w = bind(c, `${name}.weight`);
-  const b = c.w.has(`${name}.bias`) ? bind(c, `${name}.bias`) : undefined;
-  const k = w.shape[2] as number;
+/** Convs are checked against the architecture (kernel size, input channels) so a mis-shaped file names its key. */
+function conv(c: BlockContext, x: T, name: string, opts: { stride?: number; padding?: number; kernel?: number } = {}): T {
+  const inCh = typeof x.shape[1] === 'number' ? x.shape[1] : null;
+  const k = opts.kernel ?? (/(proj_in|proj_out|skip_connection)$/.test(name) ? 1 : 3);
+  const w = bind(c, `${name}.weight`, [null, inCh, k, k]);
+  const b = c.w.has(`${name}.bias`) ? bind(c, `${name}.bias`, [w.shape[0] as number]) : undefined;
   return c.g.conv2d(x, w, b, { stride: opts.stride ?? 1, padding: opts.padding ?? (k - 1) / 2 });
 }
 
@@ -31,7 +33,8 @@ function linear(c: BlockContext, x: T, name: string): T {
 }
 
 function groupNorm(c: BlockContext, x: T, name: string, eps: number): T {
-  return c.g.groupNorm(x, c.groups, bind(c, `${name}.weight`), bind(c, `${name}.bias`), eps);
+  const ch = typeof x.shape[1] === 'number' ? x.shape[1] : null;
+  return c.g.groupNorm(x, c.groups, bind(c, `${name}.weight`, [ch]), bind(c, `${name}.bias`, [ch]), eps);
 }
 
 function layerNorm(c: BlockContext, x: T, name: string): T {

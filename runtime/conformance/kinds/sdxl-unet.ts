@@ -1,0 +1,124 @@
+import { UNET_PREFIX } from '../../adapters/arch-tables.js';
+import { GraphBuilder } from '../../graph/builder.js';
+import { compileGraph, type TensorData } from '../../graph/session.js';
+import { sdxlAdm } from '../../models/sdxl/index.js';
+import { bind, timeEmbed, timestepEmbedding, type BlockContext } from '../../models/unet/blocks.js';
+import type { UnetModel } from '../../models/unet/model.js';
+import { buildUnetGraph } from '../../models/unet/unet.js';
+import { applyResAdapter } from '../../pipeline/adapter-loaders.js';
+import { PatchedUnet } from '../../pipeline/patched-model.js';
+import { sdxlModelSampling } from '../../models/sdxl/sampling.js';
+import { compareTensor, type ConformanceCase } from '../case.js';
+import { isSdxlCase, sizesFromJson } from './sdxl-common.js';
+import type { CaseKind } from './types.js';
+import { cInScale, epsToDenoised } from './unet.js';
+
+/**
+ * time_embed(E(t)) and label_emb(y) as separate tensors. The UNet graph's own `intermediate/time_embed` is
+ * the sum that feeds the ResBlocks, while the reference records the two terms apart.
+ */
+async function embeddingTerms(unet: UnetModel, timesteps: TensorData, y: TensorData): Promise<Record<string, TensorData>> {
+  const g = new GraphBuilder();
+  const c: BlockContext = { g, w: unet.weights, overridable: () => false, groups: unet.config.groupNormGroups };
+  const t = g.input('timesteps', 'float32', ['B']);
+  const yIn = g.input('y', 'float32', ['B', unet.config.admInChannels!]);
+  g.output('intermediate/time_embed', timeEmbed(c, timestepEmbedding(g, t, unet.config.modelChannels)));
+  const l0 = g.linear(yIn, bind(c, 'label_emb.0.0.weight'), bind(c, 'label_emb.0.0.bias'));
+  g.output('intermediate/label_emb', g.linear(g.silu(l0), bind(c, 'label_emb.0.2.weight'), bind(c, 'label_emb.0.2.bias')));
+  return (await compileGraph(g.graph)).run({ timesteps, y });
+}
+
+/** Our y from the case's pooled input and params.sizes, against the y the case feeds (not an expected tensor). */
+function checkYInput(c: ConformanceCase, unet: UnetModel): void {
+  const sizes: unknown = c.json.params?.sizes;
+  if (!c.hasInput('pooled') || !Array.isArray(sizes)) return;
+  const pooled = c.input('pooled');
+  const P = pooled.dims[1]!;
+  const rows = sizes.map((s, i) => {
+    const full = sizesFromJson(s) as Parameters<typeof sdxlAdm>[2];
+    return sdxlAdm((pooled.data as Float32Array).subarray(i * P, (i + 1) * P), P, full, unet.config.admInChannels ?? undefined);
+  });
+  const ours = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
+  rows.forEach((r, i) => ours.set(r, i * r.length));
+  const r = compareTensor('inputs/y (rebuilt from pooled + params.sizes)', ours, c.input('y').data as Float32Array, { atol: 1e-4, rtol: 6e-4 });
+  c.results.push(r);
+}
+
+/** SDXL `unet` / `unet-odd`: eps with y, block intermediates, the embedding terms and the sigma wrapper. */
+export const sdxlUnetKind: CaseKind = {
+  name: 'sdxl-unet',
+  matches: (c) => /^unet(-odd\d*)?$/.test(c.name) && isSdxlCase(c),
+  async run(c, models) {
+    const unet = models.unet(c);
+    if (!unet.config.admInChannels) throw new Error('the UNet has no label_emb: not an SDXL UNet');
+    const x = c.input('x');
+    const timesteps = c.input('timesteps');
+    const context = c.input('context');
+    const y = c.input('y');
+    checkYInput(c, unet);
+    const inter = c.expected.keys().filter((k) => k.startsWith('intermediate/'));
+    if (inter.length) {
+      const session = await compileGraph(buildUnetGraph(unet.weights, unet.config, { intermediates: true }));
+      const out = { ...(await session.run({ x, timesteps, context, y })), ...(await embeddingTerms(unet, timesteps, y)) };
+      for (const name of inter) if (out[name]) c.check(name, out[name]!.data as Float32Array);
+      c.check('eps', out.eps!.data as Float32Array);
+    } else {
+      c.check('eps', (await unet.eps(x, timesteps.data as Float32Array, context, { y })).data as Float32Array);
+    }
+    if (c.hasInput('sigma')) {
+      const sigma = c.input('sigma').data as Float32Array;
+      const ms = sdxlModelSampling();
+      const ts = Float32Array.from(sigma, (s) => ms.sigmaToTimestep(s));
+      c.check('wrapper/timestep', ts);
+      const cin = cInScale(x, sigma);
+      c.check('wrapper/c_in_x', cin);
+      const eps = (await unet.eps({ data: cin, dims: x.dims }, ts, context, { y })).data as Float32Array;
+      c.check('wrapper/eps', eps);
+      c.check('wrapper/denoised', epsToDenoised(x, eps, sigma));
+    }
+  },
+};
+
+/** Strengths from the `alpha_<s>/eps` tensors, as the SD1 ResAdapter case lays them out. */
+function strengthsOf(c: ConformanceCase): Array<{ prefix: string; strength: number }> {
+  return c.expected
+    .keys()
+    .map((k) => /^(alpha_([^/]+)\/)eps$/.exec(k))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ prefix: m[1]!, strength: Number(m[2]) }));
+}
+
+/**
+ * `lora-resadapter-sdxl`: ResAdapterLoader on the SDXL UNet at each strength (norms replaced, LoRA merged),
+ * through patched handles over one shared session; the base is checked last so a leaking patch fails.
+ */
+export const sdxlResAdapterKind: CaseKind = {
+  name: 'sdxl-resadapter',
+  matches: (c) => Boolean(c.json.models?.resadapter?.lora_file) && isSdxlCase(c),
+  async run(c, models) {
+    const m = c.json.models.resadapter;
+    const files = { lora: c.modelPath(m.lora_file), ...(m.norm_file ? { norm: c.modelPath(m.norm_file) } : {}) };
+    const base = PatchedUnet.of(models.unet(c));
+    const x = c.input('x');
+    const t = c.input('timesteps').data as Float32Array;
+    const context = c.input('context');
+    const y = c.input('y');
+    const strengths = strengthsOf(c);
+    if (!strengths.length) throw new Error('case has no alpha_<s>/eps tensors');
+    const first = applyResAdapter(base, files, strengths[0]!.strength, { id: 'resadapter' });
+    if (first.warnings.length) throw new Error(`ResAdapter warnings: ${first.warnings.join('; ')}`);
+    for (const { prefix, strength } of strengths) {
+      const model = first.model.withStrength('resadapter', strength);
+      c.check(`${prefix}eps`, (await model.eps(x, t, context, { y })).data as Float32Array);
+      const merged = model.overrides();
+      for (const name of c.expected.keys()) {
+        if (!name.startsWith(`${prefix}weights/`)) continue;
+        const key = UNET_PREFIX + name.slice(`${prefix}weights/`.length);
+        const w = merged?.get(key);
+        if (w) c.check(name, w);
+        else c.results.push({ tensor: name, maxError: Infinity, limit: 0, pass: false, note: `the adapter did not patch ${key}` });
+      }
+    }
+    c.check('eps_base', (await base.eps(x, t, context, { y })).data as Float32Array);
+  },
+};

@@ -1,0 +1,53 @@
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createCoreRegistry } from '../../nodes/core/index.js';
+import { createRuntimeEnv, type RuntimeEnv } from '../../nodes/env.js';
+import type { NodeRegistry } from '../../nodes/registry.js';
+import { ensureDemoInput, ensureDemoModels } from '../../runtime/models/synthetic/demo.js';
+import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
+import { importWorkflow } from '../../runtime/workflow/import.js';
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const WORKFLOWS = join(REPO, 'workflows');
+
+export interface TestRuntime {
+  env: RuntimeEnv;
+  registry: NodeRegistry;
+}
+
+/** A fresh data dir with the demo models and input image in it. */
+export async function demoRuntime(prefix = 'resflow-nodes-'): Promise<TestRuntime> {
+  const dataDir = mkdtempSync(join(tmpdir(), prefix));
+  const env = createRuntimeEnv({ dataDir });
+  ensureDemoModels(env.folders.modelsDir);
+  await ensureDemoInput(env.inputDir);
+  return { env, registry: createCoreRegistry(env) };
+}
+
+export function workflowFiles(): string[] {
+  return readdirSync(WORKFLOWS).filter((f) => f.endsWith('.json')).sort();
+}
+
+export function loadWorkflowPrompt(file: string, registry: NodeRegistry): { prompt: ApiPrompt; workflow: unknown } {
+  const r = importWorkflow(readFileSync(join(WORKFLOWS, file), 'utf8'), registry);
+  if (!r.success) throw r.error;
+  return { prompt: r.data.prompt, workflow: r.data.workflow };
+}
+
+/** Makes example workflows cheap enough for tests: few steps, and a smaller canvas where asked. */
+export function shrink(prompt: ApiPrompt, steps = 2, maxSide?: number): ApiPrompt {
+  const out = structuredClone(prompt);
+  for (const node of Object.values(out)) {
+    if (node.class_type === 'KSampler' || node.class_type === 'KSamplerAdvanced') node.inputs.steps = Math.min(Number(node.inputs.steps), steps) as never;
+    if (maxSide && (node.class_type === 'EmptyLatentImage' || node.class_type === 'ImageScale')) {
+      const w = Number(node.inputs.width);
+      const h = Number(node.inputs.height);
+      const f = Math.min(1, maxSide / Math.max(w, h));
+      node.inputs.width = (Math.round((w * f) / 8) * 8) as never;
+      node.inputs.height = (Math.round((h * f) / 8) * 8) as never;
+    }
+  }
+  return out;
+}
