@@ -2,7 +2,7 @@ import { randnLike } from '../../sampling/torch-rng.js';
 import { ModelSampling } from '../../sampling/model-sampling.js';
 import { defaultNoiseSampler, sample } from '../../sampling/sample.js';
 import { scheduleSigmas } from '../../sampling/schedulers.js';
-import type { Conditioning, Latent, NoiseSampler, Shape4 } from '../../sampling/types.js';
+import type { Conditioning, EpsModel, Latent, NoiseSampler, Shape4 } from '../../sampling/types.js';
 import { unetEpsModel } from '../../pipeline/eps-model.js';
 import type { ConformanceCase } from '../case.js';
 import type { CaseModels } from '../models.js';
@@ -18,7 +18,7 @@ export interface RecordedRun {
   seed: number;
 }
 
-function stack(rows: Float32Array[]): Float32Array {
+export function stack(rows: Float32Array[]): Float32Array {
   const out = new Float32Array(rows.reduce((s, r) => s + r.length, 0));
   let off = 0;
   for (const r of rows) {
@@ -44,8 +44,9 @@ export async function checkRun(
   prefix: string,
   run: RecordedRun,
   io: { latent: Latent; positive: Conditioning; negative: Conditioning; noise: Float32Array },
+  opts: { modelSampling?: ModelSampling; model?: EpsModel; noiseSampler?: NoiseSampler } = {},
 ): Promise<Latent> {
-  const ms = new ModelSampling();
+  const ms = opts.modelSampling ?? new ModelSampling();
   const shape = io.latent.shape;
   const per = io.latent.data.length;
   const sigmas = scheduleSigmas(ms, run.scheduler, run.steps, { denoise: run.denoise, sampler: run.sampler });
@@ -53,7 +54,8 @@ export async function checkRun(
   const recordedCalls = `${prefix}/noise_calls`;
   const draws: Float32Array[] = [];
   let noiseSampler: NoiseSampler;
-  if (run.sampler === 'dpmpp_2m_sde' && c.hasExpected(recordedCalls)) {
+  if (opts.noiseSampler) noiseSampler = opts.noiseSampler;
+  else if (run.sampler === 'dpmpp_2m_sde' && c.hasExpected(recordedCalls)) {
     noiseSampler = replayNoise(c.expected.readFloat32(recordedCalls), per);
     c.consumed.add(recordedCalls);
   } else {
@@ -67,7 +69,7 @@ export async function checkRun(
   const xs: Float32Array[] = [];
   const ds: Float32Array[] = [];
   const out = await sample({
-    model: unetEpsModel(models.unet(c)),
+    model: opts.model ?? unetEpsModel(models.unet(c)),
     modelSampling: ms,
     sampler: run.sampler,
     scheduler: run.scheduler,

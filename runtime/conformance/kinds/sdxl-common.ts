@@ -90,14 +90,4 @@ export function headOptions(c: ConformanceCase): { numHeadChannels?: number } {
   return typeof n === 'number' && n > 0 ? { numHeadChannels: n } : {};
 }
 
-export function stack(rows: Float32Array[]): Float32Array {
-  const out = new Float32Array(rows.reduce((s, r) => s + r.length, 0));
-  let off = 0;
-  for (const r of rows) {
-    out.set(r, off);
-    off += r.length;
-  }
-  return out;
-}
-
 export const ids = (c: ConformanceCase, name: string): number[] => Array.from(c.input(name).data, Number);

@@ -1,58 +1,24 @@
 import { conditioningAdm, sdxlEpsModel, sdxlModelSampling, type SdxlConditioning } from '../../models/sdxl/index.js';
-import { sample } from '../../sampling/sample.js';
-import { scheduleSigmas } from '../../sampling/schedulers.js';
 import { randnLike } from '../../sampling/torch-rng.js';
 import type { Latent, Shape4 } from '../../sampling/types.js';
 import type { ConformanceCase } from '../case.js';
 import type { CaseModels } from '../models.js';
-import { caseTextEncoder, caseVae, ids, isSdxlCase, sizesFromJson, stack } from './sdxl-common.js';
+import { caseTextEncoder, caseVae, ids, isSdxlCase, sizesFromJson } from './sdxl-common.js';
 import type { CaseKind } from './types.js';
-
-interface Run {
-  name: string;
-  sampler: string;
-  scheduler: string;
-  steps: number;
-  cfg: number;
-  denoise: number;
-  seed: number;
-}
+import { checkRun as checkSamplerRun, stack, type RecordedRun } from './sampling.js';
 
 /**
- * One KSampler run on the SDXL UNet: y of both conditionings, sigmas, per-step x / denoised, final samples
- * under `<prefix>/`. The initial noise is given (the case stores it); neither sampler draws more.
+ * One KSampler run on the SDXL UNet through the shared runner, with SDXL's model sampling and y. The initial
+ * noise is given (the case stores it); neither sampler draws more.
  */
-async function checkRun(c: ConformanceCase, models: CaseModels, prefix: string, run: Run, io: { latent: Latent; positive: SdxlConditioning; negative: SdxlConditioning; noise: Float32Array }): Promise<Latent> {
-  const ms = sdxlModelSampling();
-  const sigmas = scheduleSigmas(ms, run.scheduler, run.steps, { denoise: run.denoise, sampler: run.sampler });
-  if (c.hasExpected(`${prefix}/sigmas`)) c.check(`${prefix}/sigmas`, sigmas);
-  const xs: Float32Array[] = [];
-  const ds: Float32Array[] = [];
-  const out = await sample({
+function checkRun(c: ConformanceCase, models: CaseModels, prefix: string, run: RecordedRun, io: { latent: Latent; positive: SdxlConditioning; negative: SdxlConditioning; noise: Float32Array }): Promise<Latent> {
+  return checkSamplerRun(c, models, prefix, run, io, {
+    modelSampling: sdxlModelSampling(),
     model: sdxlEpsModel(models.unet(c), io.positive, io.negative, io.latent.shape),
-    modelSampling: ms,
-    sampler: run.sampler,
-    scheduler: run.scheduler,
-    steps: run.steps,
-    cfg: run.cfg,
-    denoise: run.denoise,
-    seed: run.seed,
-    latent: io.latent,
-    positive: io.positive,
-    negative: io.negative,
-    noise: io.noise,
     noiseSampler: () => {
       throw new Error(`${run.sampler} drew sampler noise; the case records none`);
     },
-    onStep: (p) => {
-      xs.push(Float32Array.from(p.x));
-      ds.push(Float32Array.from(p.denoised));
-    },
   });
-  if (c.hasExpected(`${prefix}/step_x`)) c.check(`${prefix}/step_x`, stack(xs));
-  if (c.hasExpected(`${prefix}/step_denoised`)) c.check(`${prefix}/step_denoised`, stack(ds));
-  c.check(`${prefix}/samples`, out.data);
-  return out;
 }
 
 /** y_cond / y_uncond as the sampler will build them for this latent. */
@@ -89,7 +55,7 @@ export const sdxlSamplersKind: CaseKind = {
     const positive = conditioning(c, 'cond', 'pooled_cond', p.pos_sizes);
     const negative = conditioning(c, 'uncond', 'pooled_uncond', p.neg_sizes);
     checkAdm(c, models, positive, negative, shape);
-    for (const run of p.runs as Run[]) {
+    for (const run of p.runs as RecordedRun[]) {
       const own = randnLike(run.seed, shape);
       if (own.some((v, i) => v !== noise.data[i])) throw new Error(`torch RNG mismatch for seed ${run.seed}`);
       await checkRun(c, models, run.name, { ...run, denoise: run.denoise ?? 1 }, { latent, positive, negative, noise: noise.data as Float32Array });
@@ -121,7 +87,7 @@ export const sdxlPipelineKind: CaseKind = {
     const noise = randnLike(p.seed, shape);
     c.check('noise', noise);
     const latent: Latent = { data: new Float32Array(noise.length), shape };
-    const run: Run = { name: 'sample', sampler: p.sampler, scheduler: p.scheduler, steps: p.steps, cfg: p.cfg, denoise: 1, seed: p.seed };
+    const run: RecordedRun = { name: 'sample', sampler: p.sampler, scheduler: p.scheduler, steps: p.steps, cfg: p.cfg, denoise: 1, seed: p.seed };
     // Decode what we sampled, not the expected latent, so the check covers the whole chain.
     const z = await checkRun(c, models, 'sample', run, { latent, positive, negative, noise });
     const vae = await caseVae(c, models);

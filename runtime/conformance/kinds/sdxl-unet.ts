@@ -1,13 +1,12 @@
 import { UNET_PREFIX } from '../../adapters/arch-tables.js';
 import { GraphBuilder } from '../../graph/builder.js';
 import { compileGraph, type TensorData } from '../../graph/session.js';
-import { sdxlAdm } from '../../models/sdxl/index.js';
+import { resolveSizes, sdxlAdm, sdxlModelSampling } from '../../models/sdxl/index.js';
 import { bind, timeEmbed, timestepEmbedding, type BlockContext } from '../../models/unet/blocks.js';
 import type { UnetModel } from '../../models/unet/model.js';
 import { buildUnetGraph } from '../../models/unet/unet.js';
 import { applyResAdapter } from '../../pipeline/adapter-loaders.js';
 import { PatchedUnet } from '../../pipeline/patched-model.js';
-import { sdxlModelSampling } from '../../models/sdxl/sampling.js';
 import { compareTensor, type ConformanceCase } from '../case.js';
 import { isSdxlCase, sizesFromJson } from './sdxl-common.js';
 import type { CaseKind } from './types.js';
@@ -35,7 +34,7 @@ function checkYInput(c: ConformanceCase, unet: UnetModel): void {
   const pooled = c.input('pooled');
   const P = pooled.dims[1]!;
   const rows = sizes.map((s, i) => {
-    const full = sizesFromJson(s) as Parameters<typeof sdxlAdm>[2];
+    const full = resolveSizes(sizesFromJson(s));
     return sdxlAdm((pooled.data as Float32Array).subarray(i * P, (i + 1) * P), P, full, unet.config.admInChannels ?? undefined);
   });
   const ours = new Float32Array(rows.reduce((n, r) => n + r.length, 0));

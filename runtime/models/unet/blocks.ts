@@ -11,10 +11,16 @@ export interface BlockContext {
   /** Keys whose weights must stay replaceable at run time (adapters); see WeightSet.bind. */
   overridable: (key: string) => boolean;
   groups: number;
+  /**
+   * Lets a caller replace a bound weight by an expression of the same shape (training: W + LoRA product
+   * over trainable graph inputs, or a trainable input outright) without the blocks knowing about it.
+   */
+  weightHook?: (name: string, t: T) => T;
 }
 
 export function bind(c: BlockContext, name: string, expected?: Array<number | null>): T {
-  return c.w.bind(c.g, name, expected, { overridable: c.overridable(name) });
+  const t = c.w.bind(c.g, name, expected, { overridable: c.overridable(name) });
+  return c.weightHook ? c.weightHook(name, t) : t;
 }
 
 /** Convs are checked against the architecture (kernel size, input channels) so a mis-shaped file names its key. */

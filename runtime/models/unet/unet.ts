@@ -11,6 +11,8 @@ export interface UnetGraphOptions {
   overridable?: ReadonlySet<string>;
   /** Also output every block's result as `intermediate/<block>` (conformance debugging). */
   intermediates?: boolean;
+  /** Rewrites bound weights (see BlockContext.weightHook); names are relative to the UNet prefix. */
+  weightHook?: (name: string, t: T) => T;
 }
 
 /** Names of the ControlNet residual inputs for a config, in skip-connection order. */
@@ -26,6 +28,7 @@ export function buildUnetGraph(w: WeightSet, cfg: UnetConfig, opts: UnetGraphOpt
   const g = new GraphBuilder();
   const over = opts.overridable;
   const c: BlockContext = { g, w, overridable: (k) => over?.has(k) ?? false, groups: cfg.groupNormGroups };
+  if (opts.weightHook) c.weightHook = opts.weightHook;
   const x = g.input('x', 'float32', ['B', cfg.inChannels, 'H', 'W']);
   const timesteps = g.input('timesteps', 'float32', ['B']);
   const context = g.input('context', 'float32', ['B', 'S', cfg.contextDim]);

@@ -1,0 +1,46 @@
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SD15_UNET } from '../runtime/adapters/arch-tables.js';
+import { writeSyntheticCheckpoint } from '../runtime/models/synthetic/generate.js';
+import { SD15_CLIP, SD15_VAE, sd1CheckpointKeyShapes } from '../runtime/models/synthetic/tables.js';
+
+/** Shared bench plumbing: the full-size random checkpoint, medians, peak RSS, an idle check. */
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const BENCH_CACHE = join(ROOT, '.cache', 'bench');
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+export const peakRssBytes = (): number => process.resourceUsage().maxRSS * 1024;
+export const gib = (b: number): string => `${(b / 2 ** 30).toFixed(2)} GiB`;
+
+/** Full-size SD1.5 in the real single-file layout, F16, random weights (seed 1); written once (~2 GiB). */
+export function ensureSd15Checkpoint(log: (s: string) => void = console.log): string {
+  const path = join(BENCH_CACHE, 'sd15-synthetic-f16.safetensors');
+  if (!existsSync(path)) {
+    mkdirSync(BENCH_CACHE, { recursive: true });
+    log(`writing ${path} (full-size SD1.5 layout, F16, seed 1) ...`);
+    const t0 = performance.now();
+    writeSyntheticCheckpoint(path, sd1CheckpointKeyShapes({ unet: SD15_UNET, vae: SD15_VAE, clip: SD15_CLIP }), { dtype: 'F16', seed: 1 });
+    log(`  ${((performance.now() - t0) / 1000).toFixed(1)} s, ${gib(statSync(path).size)}`);
+  }
+  return path;
+}
+
+/** Benchmarks on a busy machine lie: say so up front (load average vs core count). */
+export function reportLoad(log: (s: string) => void = console.log): void {
+  const [one] = loadavg();
+  log(`machine load (1 min): ${one!.toFixed(2)}${one! > 0.5 ? '  — NOT idle: timings below are pessimistic' : ' (idle)'}`);
+}
+
+export async function timeIt<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const t0 = performance.now();
+  const r = await fn();
+  return [r, performance.now() - t0];
+}
