@@ -309,10 +309,10 @@ function lowerAttention(n: Node, ins: string[], out: string, graph: Graph, e: Em
   }
   if (typeof c !== 'number') throw new Error('attention needs a fixed channel count');
   const dh = c / heads;
-  // [B, S, C] -> [B, heads, S, dh]
+  // [B, S, C] -> [B, heads, S, C/heads]; -1 because v may be wider than q and k.
   const split = (x: string, perm: number[]) => {
     const r = e.fresh('att_r');
-    e.emit('Reshape', [x, e.i64([0, 0, heads, dh])], [r]);
+    e.emit('Reshape', [x, e.i64([0, 0, heads, -1])], [r]);
     const t = e.fresh('att_t');
     e.emit('Transpose', [r], [t], { perm: { ints: perm } });
     return t;
@@ -344,5 +344,5 @@ function lowerAttention(n: Node, ins: string[], out: string, graph: Graph, e: Em
   e.emit('MatMul', [probs, v], [ctx]);
   const back = e.fresh('att_back');
   e.emit('Transpose', [ctx], [back], { perm: { ints: [0, 2, 1, 3] } });
-  e.emit('Reshape', [back, e.i64([0, 0, c])], [out]);
+  e.emit('Reshape', [back, e.i64([0, 0, -1])], [out]);
 }

@@ -49,7 +49,7 @@ export async function decodeImage(input: Buffer | string): Promise<ImageBatch> {
 export const UPSCALE_METHODS = ['nearest-exact', 'bilinear', 'area', 'bicubic', 'lanczos'] as const;
 export type UpscaleMethod = (typeof UPSCALE_METHODS)[number];
 
-const KERNEL: Record<UpscaleMethod, keyof sharp.KernelEnum> = {
+const KERNEL: Record<UpscaleMethod, 'nearest' | 'linear' | 'mitchell' | 'cubic' | 'lanczos3'> = {
   'nearest-exact': 'nearest',
   bilinear: 'linear',
   area: 'mitchell',

@@ -1,5 +1,6 @@
 import type { ApiPrompt } from './api-schema.js';
 import { DEMO_CHECKPOINT, DEMO_CONTROLNET, DEMO_INPUT_IMAGE, DEMO_LCM_LORA, DEMO_RESADAPTER } from '../models/synthetic/demo.js';
+import { DEMO_SDXL_CHECKPOINT, DEMO_SDXL_RESADAPTER } from '../models/synthetic/demo-sdxl.js';
 
 /**
  * The shareable example workflows, written as API prompts and saved in editor format under workflows/.
@@ -50,11 +51,29 @@ function common(): ApiPrompt {
   };
 }
 
-/** Text-to-image at one size, the plain model and the ResAdapter model side by side from one checkpoint. */
-export function sideBySide(width: number, height: number, s: SamplerSettings = DEFAULTS): ApiPrompt {
-  const tag = `resadapter-${width}x${height}`;
+/**
+ * SDXL's ids 1..5: the positive prompt carries SDXL's size conditioning (render size, no crop), the
+ * negative is a plain CLIPTextEncode whose sizes the sampler takes from the latent.
+ */
+function sdxlCommon(width: number, height: number): ApiPrompt {
   return {
-    ...common(),
+    '1': n('CheckpointLoaderSimple', { ckpt_name: DEMO_SDXL_CHECKPOINT }, 'Load Checkpoint (SDXL)'),
+    '2': n('LoadResAdapter', { resadapter_name: DEMO_SDXL_RESADAPTER }),
+    '3': n('ApplyResAdapter', { model: ['1', 0], resadapter: ['2', 0], alpha: 1, norm_strength: 1 }),
+    '4': n(
+      'CLIPTextEncodeSDXL',
+      { clip: ['1', 1], width, height, crop_w: 0, crop_h: 0, target_width: width, target_height: height, text_g: POSITIVE, text_l: POSITIVE },
+      'Positive prompt (SDXL)',
+    ),
+    '5': n('CLIPTextEncode', { text: NEGATIVE, clip: ['1', 1] }, 'Negative prompt'),
+  };
+}
+
+/** Text-to-image at one size, the plain model and the ResAdapter model side by side from one checkpoint. */
+export function sideBySide(width: number, height: number, s: SamplerSettings = DEFAULTS, family: 'sd1' | 'sdxl' = 'sd1'): ApiPrompt {
+  const tag = `${family === 'sdxl' ? 'sdxl-' : ''}resadapter-${width}x${height}`;
+  return {
+    ...(family === 'sdxl' ? sdxlCommon(width, height) : common()),
     '6': n('EmptyLatentImage', { width, height, batch_size: 1 }),
     '7': { ...ksampler(['1', 0], ['6', 0], s), _meta: { title: 'KSampler (base model)' } } as Node,
     '8': { ...ksampler(['3', 0], ['6', 0], s), _meta: { title: 'KSampler (with ResAdapter)' } } as Node,
@@ -117,6 +136,9 @@ export function exampleWorkflows(): Record<string, ApiPrompt> {
     'resadapter-controlnet.json': controlnet(),
     'resadapter-img2img.json': img2img(),
     'lcm-lora-resadapter.json': lcm(),
+    'sdxl-resadapter-txt2img-512.json': sideBySide(512, 512, DEFAULTS, 'sdxl'),
+    'sdxl-resadapter-txt2img-1024.json': sideBySide(1024, 1024, DEFAULTS, 'sdxl'),
+    'sdxl-resadapter-txt2img-1536x640.json': sideBySide(1536, 640, DEFAULTS, 'sdxl'),
   };
 }
 

@@ -1,8 +1,6 @@
 import { UNET_PREFIX } from '../../adapters/arch-tables.js';
-import { GraphBuilder } from '../../graph/builder.js';
-import { compileGraph, type TensorData } from '../../graph/session.js';
+import { compileGraph } from '../../graph/session.js';
 import { resolveSizes, sdxlAdm, sdxlModelSampling } from '../../models/sdxl/index.js';
-import { bind, timeEmbed, timestepEmbedding, type BlockContext } from '../../models/unet/blocks.js';
 import type { UnetModel } from '../../models/unet/model.js';
 import { buildUnetGraph } from '../../models/unet/unet.js';
 import { applyResAdapter } from '../../pipeline/adapter-loaders.js';
@@ -11,21 +9,6 @@ import { compareTensor, type ConformanceCase } from '../case.js';
 import { isSdxlCase, sizesFromJson } from './sdxl-common.js';
 import type { CaseKind } from './types.js';
 import { cInScale, epsToDenoised } from './unet.js';
-
-/**
- * time_embed(E(t)) and label_emb(y) as separate tensors. The UNet graph's own `intermediate/time_embed` is
- * the sum that feeds the ResBlocks, while the reference records the two terms apart.
- */
-async function embeddingTerms(unet: UnetModel, timesteps: TensorData, y: TensorData): Promise<Record<string, TensorData>> {
-  const g = new GraphBuilder();
-  const c: BlockContext = { g, w: unet.weights, overridable: () => false, groups: unet.config.groupNormGroups };
-  const t = g.input('timesteps', 'float32', ['B']);
-  const yIn = g.input('y', 'float32', ['B', unet.config.admInChannels!]);
-  g.output('intermediate/time_embed', timeEmbed(c, timestepEmbedding(g, t, unet.config.modelChannels)));
-  const l0 = g.linear(yIn, bind(c, 'label_emb.0.0.weight'), bind(c, 'label_emb.0.0.bias'));
-  g.output('intermediate/label_emb', g.linear(g.silu(l0), bind(c, 'label_emb.0.2.weight'), bind(c, 'label_emb.0.2.bias')));
-  return (await compileGraph(g.graph)).run({ timesteps, y });
-}
 
 /** Our y from the case's pooled input and params.sizes, against the y the case feeds (not an expected tensor). */
 function checkYInput(c: ConformanceCase, unet: UnetModel): void {
@@ -58,7 +41,7 @@ export const sdxlUnetKind: CaseKind = {
     const inter = c.expected.keys().filter((k) => k.startsWith('intermediate/'));
     if (inter.length) {
       const session = await compileGraph(buildUnetGraph(unet.weights, unet.config, { intermediates: true }));
-      const out = { ...(await session.run({ x, timesteps, context, y })), ...(await embeddingTerms(unet, timesteps, y)) };
+      const out = await session.run({ x, timesteps, context, y });
       for (const name of inter) if (out[name]) c.check(name, out[name]!.data as Float32Array);
       c.check('eps', out.eps!.data as Float32Array);
     } else {

@@ -6,6 +6,7 @@ import { writeSafetensors, type TensorToWrite } from '../../safetensors/writer.j
 import { initTensor, randomFor, writeSyntheticCheckpoint } from './generate.js';
 import { sd1CheckpointKeyShapes, type Sd1Arch } from './tables.js';
 import { writeDemoControlNet, writeDemoInputImage, writeDemoLcmLora } from './demo-extras.js';
+import { demoSdxlPaths, ensureDemoSdxl, type DemoSdxlPaths } from './demo-sdxl.js';
 
 /**
  * The embedded demonstration model: an SD1.5-architecture checkpoint with tiny widths and random weights,
@@ -70,6 +71,7 @@ export interface DemoPaths {
   resadapter: string;
   controlnet: string;
   lcmLora: string;
+  sdxl: DemoSdxlPaths;
 }
 
 export function demoPaths(modelsDir: string): DemoPaths {
@@ -79,6 +81,7 @@ export function demoPaths(modelsDir: string): DemoPaths {
     resadapter: join(modelsDir, 'resadapters', DEMO_RESADAPTER),
     controlnet: join(modelsDir, 'controlnet', DEMO_CONTROLNET),
     lcmLora: join(modelsDir, 'loras', DEMO_LCM_LORA),
+    sdxl: demoSdxlPaths(modelsDir),
   };
 }
 
@@ -86,7 +89,14 @@ export function demoPaths(modelsDir: string): DemoPaths {
 export function ensureDemoModels(modelsDir: string): DemoPaths {
   const p = demoPaths(modelsDir);
   const marker = join(modelsDir, '.resflow-demo-version');
-  if (existsSync(marker) && readFileSync(marker, 'utf8') === DEMO_VERSION && existsSync(p.checkpoint)) return p;
+  if (!(existsSync(marker) && readFileSync(marker, 'utf8') === DEMO_VERSION && existsSync(p.checkpoint))) writeDemoSd15(modelsDir, p, marker);
+  // After the SD1.5 part: the SDXL demo uses its tokenizer. Versioned on its own, so data folders made
+  // before it existed get it too.
+  ensureDemoSdxl(modelsDir, { name: DEMO_TOKENIZER, vocabSize: Object.keys(demoVocab()).length });
+  return p;
+}
+
+function writeDemoSd15(modelsDir: string, p: DemoPaths, marker: string): void {
   for (const d of [join(modelsDir, 'checkpoints'), p.tokenizer, p.resadapter]) mkdirSync(d, { recursive: true });
 
   writeAtomic(join(p.tokenizer, 'vocab.json'), JSON.stringify(demoVocab()));
@@ -100,7 +110,6 @@ export function ensureDemoModels(modelsDir: string): DemoPaths {
   writeDemoControlNet(p.controlnet, DEMO_UNET, SEED, meta);
   writeDemoLcmLora(p.lcmLora, DEMO_UNET, SEED, meta);
   writeAtomic(marker, DEMO_VERSION);
-  return p;
 }
 
 /** The demo's input image (img2img and ControlNet workflows) in the input folder, unless already there. */

@@ -37,13 +37,15 @@ export function buildUnetGraph(w: WeightSet, cfg: UnetConfig, opts: UnetGraphOpt
   };
 
   let emb = timeEmbed(c, timestepEmbedding(g, timesteps, cfg.modelChannels));
+  // The two embedding terms are recorded apart (ComfyUI hooks each module), before they are summed.
+  inter('time_embed', emb);
   if (cfg.admInChannels) {
     const y = g.input('y', 'float32', ['B', cfg.admInChannels]);
     const l0 = g.linear(y, bind(c, 'label_emb.0.0.weight'), bind(c, 'label_emb.0.0.bias'));
     const l2 = g.linear(g.silu(l0), bind(c, 'label_emb.0.2.weight'), bind(c, 'label_emb.0.2.bias'));
+    inter('label_emb', l2);
     emb = g.add(emb, l2);
   }
-  inter('time_embed', emb);
   const embAct = g.silu(emb);
 
   const controls = opts.withControl

@@ -1,0 +1,87 @@
+import { spawn } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createRuntimeEnv } from '../../nodes/env.js';
+import { createCoreRegistry } from '../../nodes/core/index.js';
+import { ensureDemoModels } from '../models/synthetic/demo.js';
+import { startServer } from './server.js';
+
+const HELP = `usage: npm start -- [options]
+
+Starts the ResFlow server and editor (ComfyUI-compatible API).
+
+  --host <addr>       listen address (default 127.0.0.1; anything else exposes the API to the network)
+  --port <n>          port (default 8188, 0 = any free port)
+  --data-dir <dir>    folder with models/, input/, output/, temp/ (default: $RESFLOW_DATA_DIR or the current folder)
+  --models <dir>      extra models root (repeatable)
+  --no-browser        do not open the editor in a browser
+  --no-demo           do not write the tiny demo model into <data-dir>/models
+`;
+
+/** Best effort: a headless machine simply has no opener, and the printed URL is enough. */
+export function openBrowser(url: string): void {
+  const [cmd, args] =
+    process.platform === 'darwin' ? ['open', [url]] : process.platform === 'win32' ? ['cmd', ['/c', 'start', '', url]] : ['xdg-open', [url]];
+  try {
+    const child = spawn(cmd, args, { stdio: 'ignore', detached: true });
+    child.on('error', () => {});
+    child.unref();
+  } catch {
+    // no opener available
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '8188' },
+      'data-dir': { type: 'string' },
+      models: { type: 'string', multiple: true, default: [] },
+      'no-browser': { type: 'boolean', default: false },
+      'no-demo': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error(`resflow: --port must be an integer between 0 and 65535, got "${values.port}"`);
+    return 2;
+  }
+  const env = createRuntimeEnv({ dataDir: values['data-dir'], modelRoots: values.models });
+  if (!values['no-demo']) ensureDemoModels(env.folders.modelsDir);
+  const registry = createCoreRegistry(env);
+  const server = await startServer({ env, registry, host: values.host, port });
+  const editorUrl = `${server.url}/`;
+  console.log(`ResFlow editor: ${editorUrl}`);
+  console.log(`data folder: ${env.dataDir}`);
+  if (values.host !== '127.0.0.1' && values.host !== 'localhost' && values.host !== '::1') {
+    console.warn('warning: the server is reachable from the network; anyone who can reach it can run graphs and write files.');
+  }
+  const headless = process.platform === 'linux' && !process.env.DISPLAY && !process.env.WAYLAND_DISPLAY;
+  if (!values['no-browser'] && !process.env.CI && !headless) openBrowser(editorUrl);
+
+  const stop = async () => {
+    console.log('\nstopping…');
+    await server.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return new Promise<number>(() => {});
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).then(
+    (code) => (process.exitCode = code),
+    (e: unknown) => {
+      console.error(`resflow: ${e instanceof Error ? e.message : String(e)}`);
+      process.exitCode = 1;
+    },
+  );
+}

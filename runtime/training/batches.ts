@@ -1,0 +1,137 @@
+/**
+ * What one optimiser step trains on. Every draw of step k (resolution, bucket, images, timesteps, noise)
+ * comes from a generator seeded by (seed, k) alone, so a resumed run sees exactly the batches an
+ * uninterrupted one would, with no sampler state to save; and the whole batch is drawn before it is split
+ * into micro-batches, so gradient accumulation changes memory, not the data.
+ */
+import { drawInt, drawWeighted, stepGenerator } from './buckets.js';
+import type { ScannedDataset } from './dataset.js';
+import type { EncodeCache } from './encode-cache.js';
+
+export interface MicroBatch {
+  /** Clean latents in model space, [n, C, h, w]. */
+  x0: Float32Array;
+  noise: Float32Array;
+  /** Integer DDPM timesteps in [0, T). */
+  timesteps: Float32Array;
+  context: Float32Array;
+  dims: [number, number, number, number];
+  contextDims: [number, number, number];
+}
+
+export interface StepBatch {
+  size: number;
+  /** The training resolution of the batch (side of the equal-area square, in pixels). */
+  resolution: number;
+  /** Whether the GroupNorms learn from this batch (the recipe: only above the base resolution). */
+  aboveBase: boolean;
+  label: string;
+  load(start: number, end: number): Promise<MicroBatch>;
+}
+
+export interface BatchSource {
+  batch(step: number, size: number): Promise<StepBatch>;
+}
+
+export interface DatasetSourceOptions {
+  seed: number;
+  numTimesteps: number;
+  /** VAE latent → model space (SD1.x: × 0.18215). */
+  toModel: (latent: Float32Array) => Float32Array;
+}
+
+const TEXT_TOKENS = 77;
+
+/** The first 77-token window: contexts of one batch must share a length, and longer captions are rare. */
+function firstWindow(data: Float32Array, dims: number[]): { data: Float32Array; s: number; d: number } {
+  const [, s, d] = dims as [number, number, number];
+  if (s <= TEXT_TOKENS) return { data, s, d };
+  return { data: data.subarray(0, TEXT_TOKENS * d), s: TEXT_TOKENS, d };
+}
+
+export class DatasetBatchSource implements BatchSource {
+  constructor(
+    private readonly dataset: ScannedDataset,
+    private readonly cache: EncodeCache,
+    private readonly o: DatasetSourceOptions,
+  ) {}
+
+  async batch(step: number, size: number): Promise<StepBatch> {
+    const d = this.dataset;
+    const gen = stepGenerator(this.o.seed, step);
+    const resolution = d.resolutions[drawWeighted(gen, d.weights)]!;
+    const candidates = d.buckets.flatMap((b, k) => (b.resolution === resolution && d.pools[k]!.length ? [k] : []));
+    const bucketIndex = candidates[drawWeighted(gen, candidates.map((k) => d.pools[k]!.length))]!;
+    const bucket = d.buckets[bucketIndex]!;
+    const pool = d.pools[bucketIndex]!;
+    // With replacement: a bucket may hold fewer images than a batch, and stateless draws keep resume exact.
+    const picks = Array.from({ length: size }, () => pool[drawInt(gen, pool.length)]!);
+    const timesteps = Float32Array.from({ length: size }, () => drawInt(gen, this.o.numTimesteps));
+    const noiseGen = stepGenerator(this.o.seed, step, 1);
+    let noise: Float32Array | undefined;
+    return {
+      size,
+      resolution,
+      aboveBase: resolution > d.baseResolution,
+      label: `${bucket.width}×${bucket.height}`,
+      load: async (start, end) => {
+        const items = picks.slice(start, end).map((k) => d.items[k]!);
+        const latents = [];
+        for (const it of items) latents.push(await this.cache.latent(it, bucket));
+        const [, c, h, w] = latents[0]!.dims as [number, number, number, number];
+        const plane = c * h * w;
+        const x0 = new Float32Array(items.length * plane);
+        latents.forEach((l, i) => x0.set(this.o.toModel(l.data), i * plane));
+        // Drawn once for the whole batch at its first use, then sliced: the split cannot change the noise.
+        noise ??= noiseGen.randn(size * plane);
+        const texts = [];
+        for (const it of items) {
+          const t = await this.cache.text(it.caption);
+          texts.push(firstWindow(t.data, t.dims));
+        }
+        const { s, d: width } = texts[0]!;
+        if (texts.some((t) => t.s !== s)) throw new Error(`captions of one batch encode to different lengths (${texts.map((t) => t.s).join(', ')})`);
+        const context = new Float32Array(items.length * s * width);
+        texts.forEach((t, i) => context.set(t.data, i * s * width));
+        return {
+          x0,
+          noise: noise.slice(start * plane, end * plane),
+          timesteps: timesteps.slice(start, end),
+          context,
+          dims: [items.length, c, h, w],
+          contextDims: [items.length, s, width],
+        };
+      },
+    };
+  }
+}
+
+/** The same micro-batch every step: overfitting checks and benches. */
+export class FixedBatchSource implements BatchSource {
+  constructor(
+    private readonly micro: MicroBatch,
+    private readonly aboveBase = true,
+  ) {}
+
+  async batch(_step: number, size: number): Promise<StepBatch> {
+    const n = this.micro.dims[0];
+    if (size !== n) throw new Error(`fixed batch holds ${n} samples, the trainer asked for ${size}`);
+    const m = this.micro;
+    const plane = m.dims[1] * m.dims[2] * m.dims[3];
+    const ctx = m.contextDims[1] * m.contextDims[2];
+    return {
+      size,
+      resolution: m.dims[2] * 8,
+      aboveBase: this.aboveBase,
+      label: `${m.dims[3]}×${m.dims[2]} latent`,
+      load: async (start, end) => ({
+        x0: m.x0.slice(start * plane, end * plane),
+        noise: m.noise.slice(start * plane, end * plane),
+        timesteps: m.timesteps.slice(start, end),
+        context: m.context.slice(start * ctx, end * ctx),
+        dims: [end - start, m.dims[1], m.dims[2], m.dims[3]],
+        contextDims: [end - start, m.contextDims[1], m.contextDims[2]],
+      }),
+    };
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The ResAdapter training graph: the frozen UNet with W' = W + (alpha/r)·reshape(up @ down) on every
+ * down/upsampler conv and the resnet GroupNorm affines read from graph inputs, an epsilon-prediction MSE,
+ * and its reverse-mode gradient with respect to exactly those inputs.
+ */
+import { createHash } from 'node:crypto';
+import type { T } from '../graph/builder.js';
+import type { Graph } from '../graph/ir.js';
+import { buildGradientGraph, GraphExtender } from '../graph/autodiff/index.js';
+import type { UnetConfig } from '../models/unet/config.js';
+import { buildUnetGraph } from '../models/unet/unet.js';
+import type { WeightSet } from '../models/weights.js';
+import { normName, type AdapterLayout } from './params.js';
+
+export interface TrainGraphOptions {
+  /**
+   * Base weights that differ from the file (full checkpoint keys), e.g. the merged adapters of a patched
+   * model: training adapts the model the user wired in, not the file under it.
+   */
+  overrides?: ReadonlyMap<string, Float32Array>;
+  /** Recompute activations per block in the backward pass (less memory, about one more forward). */
+  recompute?: boolean;
+}
+
+function contentKey(data: Float32Array): string {
+  return createHash('sha256').update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).digest('hex').slice(0, 24);
+}
+
+/** Forward graph: inputs x, timesteps, context, target and the trainable tensors; output `loss` = mean((eps − target)²). */
+export function buildLossGraph(w: WeightSet, cfg: UnetConfig, layout: AdapterLayout, opts: TrainGraphOptions = {}): Graph {
+  if (cfg.admInChannels) throw new Error('ResAdapter training supports SD1.x-style UNets (no label embedding); this UNet has one (SDXL)');
+  const lora = new Map(layout.lora.map((m) => [`${m.module}.weight`, m]));
+  const norms = new Set(layout.norms);
+  const scale = layout.alpha / layout.rank;
+  const r = layout.rank;
+  const made = new Map<string, T>();
+  const patched = (name: string, t: T): T => {
+    const data = opts.overrides?.get(w.prefix + name);
+    if (!data) return t;
+    const key = `${w.prefix}${name}@${contentKey(data)}`;
+    return t.g.weight(key, t.shape, { key, load: () => data });
+  };
+  const weightHook = (name: string, bound: T): T => {
+    const done = made.get(name);
+    if (done) return done;
+    const { g } = bound;
+    let t: T;
+    const m = lora.get(name);
+    if (m) {
+      const [out, inCh, kh, kw] = m.shape;
+      const down = g.input(m.down, 'float32', [r, inCh, kh, kw]);
+      const up = g.input(m.up, 'float32', [out, r, 1, 1]);
+      const product = g.matmul(g.reshape(up, [out, r]), g.reshape(down, [r, inCh * kh * kw]));
+      t = g.add(patched(name, bound), g.mul(g.reshape(product, [out, inCh, kh, kw]), scale));
+    } else if (norms.has(name)) {
+      t = g.input(normName(name), 'float32', bound.shape);
+    } else {
+      t = patched(name, bound);
+    }
+    made.set(name, t);
+    return t;
+  };
+  const forward = buildUnetGraph(w, cfg, { weightHook });
+  const missing = layout.params.filter((p) => !forward.inputs.some((i) => i.name === p.name));
+  if (missing.length) throw new Error(`training graph: the UNet never binds ${missing.map((p) => p.target).join(', ')}`);
+
+  const ext = new GraphExtender(forward);
+  const { g } = ext;
+  const eps = ext.handle(forward.outputs.find((o) => o.name === 'eps')!.value);
+  const d = g.sub(eps, g.input('target', 'float32', ['B', cfg.outChannels, 'H', 'W']));
+  g.output('loss', g.reduceMean(g.mul(d, d), [0, 1, 2, 3], false));
+  g.graph.outputs = g.graph.outputs.filter((o) => o.name === 'loss');
+  return g.graph;
+}
+
+/** The gradient graph: outputs `loss` and `grad/<param>` for every trainable tensor of the layout. */
+export function buildTrainingGraph(w: WeightSet, cfg: UnetConfig, layout: AdapterLayout, opts: TrainGraphOptions = {}): Graph {
+  const forward = buildLossGraph(w, cfg, layout, opts);
+  return buildGradientGraph(forward, { loss: 'loss', wrt: layout.params.map((p) => p.name), recompute: opts.recompute ?? false });
+}
