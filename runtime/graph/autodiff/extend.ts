@@ -23,6 +23,18 @@ export class GraphExtender {
     return new T(this.g, id, v.type, v.shape);
   }
 
+  /**
+   * Runs `emit` and labels the nodes it adds that have no scope yet. Unlike GraphBuilder.scope this does not
+   * nest, so recomputation nodes emitted while a gradient rule runs keep their own label.
+   */
+  labelled<R>(scope: string, emit: () => R): R {
+    const nodes = this.g.graph.nodes;
+    const from = nodes.length;
+    const r = emit();
+    for (let i = from; i < nodes.length; i++) nodes[i]!.scope ??= scope;
+    return r;
+  }
+
   /** Appends a copy of `node` reading `inputs`; returns its new output value. */
   clone(node: Node, inputs: number[], scope: string): T {
     const values = this.g.graph.values;

@@ -103,7 +103,7 @@ export function buildGradientGraph(graph: Graph, opts: GradientOptions): Graph {
 
   for (let k = plan.active.length - 1; k >= 0; k--) {
     const node = plan.active[k]!;
-    g.scope(`grad/${node.scope ?? ''}`, () => {
+    ext.labelled(`grad/${node.scope ?? ''}`, () => {
       const dy = sum(node.outputs[0]!);
       // Reached the loss only through non-differentiable ops (e.g. a cast to int): no gradient flows.
       if (!dy) return;
@@ -127,7 +127,7 @@ export function buildGradientGraph(graph: Graph, opts: GradientOptions): Graph {
 
   out.outputs = [{ name: opts.loss, value: plan.loss }];
   for (const [name, id] of plan.wrt) {
-    const grad = g.scope('grad', () => sum(id) ?? zerosLike(ext, id));
+    const grad = ext.labelled('grad', () => sum(id) ?? zerosLike(ext, id));
     out.outputs.push({ name: `grad/${name}`, value: grad.id });
   }
   return out;

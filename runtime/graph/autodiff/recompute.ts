@@ -18,6 +18,9 @@ import type { GraphExtender } from './extend.js';
  * result alive as long as before. Each block's recomputation therefore reads its checkpoints through a
  * gate, `checkpoint + 0·dy[0]`, where dy is the gradient arriving at the block: the data dependency forces
  * the recomputation to wait for the backward pass to reach the block.
+ *
+ * Shape-only references (GradRule `ref`) keep pointing at the original values: ORT runs those Shape() nodes
+ * early, so they do not extend the originals' lifetime. test/graph/autodiff-memory.ts measures the effect.
  */
 export class Recomputer {
   private producer = new Map<number, Node>();
@@ -79,7 +82,7 @@ export class Recomputer {
     const key = `${block}\u0000${id}`;
     let t = this.gated.get(key);
     if (!t) {
-      t = this.ext.g.scope(`recompute/${block}`, () => this.ext.g.add(h, this.gate(block, dy)));
+      t = this.ext.labelled(`recompute/${block}`, () => this.ext.g.add(h, this.gate(block, dy)));
       this.gated.set(key, t);
     }
     return t;
@@ -89,7 +92,7 @@ export class Recomputer {
     let z = this.gates.get(block);
     if (!z) {
       const { g } = this.ext;
-      z = g.scope(`recompute/${block}`, () => g.mul(g.slice(g.reshape(dy, [-1]), 0, 0, 1), 0));
+      z = this.ext.labelled(`recompute/${block}`, () => g.mul(g.slice(g.reshape(dy, [-1]), 0, 0, 1), 0));
       this.gates.set(block, z);
     }
     return z;

@@ -86,8 +86,12 @@ export const NORM_RULES = {
   },
   softmax: (c, dy) => {
     const { g } = c;
-    const y = c.output();
-    return [when(c, 0, () => g.mul(y, g.sub(dy, g.reduceSum(g.mul(dy, y), [c.node.attrs.axis as number]))))];
+    return [
+      when(c, 0, () => {
+        const y = c.output();
+        return g.mul(y, g.sub(dy, g.reduceSum(g.mul(dy, y), [c.node.attrs.axis as number])));
+      }),
+    ];
   },
   // Decomposed head by head: P is rebuilt by attention_probs (the forward may be a fused kernel that never
   // materialises it), and only one head's [B, S, L] score tensors are alive at a time, which bounds the

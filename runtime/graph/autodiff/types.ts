@@ -12,8 +12,9 @@ export interface RuleContext {
   input(i: number): T;
   /**
    * Input `i` for use as a shape reference only (the `ref` operand of reshape_like, slice_grad...). It is
-   * always the original forward value, never a recomputed copy: ORT runs the Shape() of a reference early,
-   * so pointing it at a recomputed value would pull the recomputation before the backward pass.
+   * always the original forward value, never a recomputed copy: a shape must not cost a recomputation, and
+   * ORT's depth-first schedule runs a reference's Shape() ahead of the gradient chain it feeds, so reading
+   * the original does not keep it alive into the backward pass.
    */
   ref(i: number): T;
   /** The IR shape of input `i`; unlike input(i) it never makes a recomputation node. */
