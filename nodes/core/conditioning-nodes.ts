@@ -3,10 +3,15 @@ import type { ImageBatch } from '../../runtime/image/image.js';
 import type { ControlNetApplication, Shape4 } from '../../runtime/sampling/types.js';
 import { tokenizeWithWeights } from '../../runtime/text/index.js';
 import type { NodeSpec } from '../spec.js';
+import { encodeSdxlText } from './sdxl-nodes.js';
 import type { ClipValue, ConditioningValue } from './types.js';
 
-/** Text → windows of token ids and weights → the encoder's context (ComfyUI's CLIPTextEncode). */
+/**
+ * Text → windows of token ids and weights → the encoder's context (ComfyUI's CLIPTextEncode). An SDXL
+ * CLIP encodes the text with both encoders and keeps bigG's pooled output, without sizes.
+ */
 export async function encodeText(c: ClipValue, text: string): Promise<ConditioningValue> {
+  if (c.family === 'sdxl') return encodeSdxlText(c, text);
   const windows = tokenizeWithWeights(c.tokenizer, text);
   const ids = windows.map((w) => w.map((t) => ('id' in t ? t.id : c.tokenizer.endId)));
   const weights = windows.map((w) => w.map((t) => t.weight));
@@ -49,6 +54,8 @@ export function conditioningNodes(): NodeSpec[] {
       outputs: [{ type: 'CLIP' }],
       execute({ clip, stop_at_clip_layer }) {
         const c = clip as ClipValue;
+        // On SDXL both encoders stop at the layer; -1 drops SDXL's penultimate default, as in ComfyUI.
+        if (c.family === 'sdxl') return [{ ...c, clipSkip: -Number(stop_at_clip_layer) }];
         return [{ ...c, clip: c.clip.withClipSkip(-Number(stop_at_clip_layer)) }];
       },
     },

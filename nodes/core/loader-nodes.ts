@@ -1,13 +1,17 @@
 import { statSync } from 'node:fs';
+import { detectFamily } from '../../runtime/models/checkpoint.js';
 import { ControlNet } from '../../runtime/models/controlnet/controlnet.js';
 import { Vae } from '../../runtime/models/vae/index.js';
 import { loadResAdapter, resolveResAdapterFiles, type ResAdapter } from '../../runtime/adapters/resadapter.js';
 import { applyResAdapter, checkpointKeyShapes, loadLoraForModels } from '../../runtime/pipeline/adapter-loaders.js';
 import { PatchedClip, PatchedUnet } from '../../runtime/pipeline/patched-model.js';
 import { loadSd1 } from '../../runtime/pipeline/sd1-loader.js';
+import { sidecarPath } from '../../runtime/pipeline/sdxl-loader.js';
+import { SafetensorsFile } from '../../runtime/safetensors/index.js';
 import type { ModelFolder } from '../../runtime/config/model-folders.js';
 import type { RuntimeEnv } from '../env.js';
 import type { NodeSpec } from '../spec.js';
+import { loadSdxlCheckpoint } from './sdxl-nodes.js';
 import type { ClipValue, ModelValue } from './types.js';
 
 const STRENGTH = { type: 'FLOAT', default: 1, min: -100, max: 100, step: 0.01 } as const;
@@ -21,6 +25,14 @@ function mtimeOf(env: RuntimeEnv, kind: ModelFolder, name: unknown): number {
   }
 }
 
+function sidecarMtime(env: RuntimeEnv, name: unknown): number {
+  try {
+    return statSync(sidecarPath(env.folders.resolve('checkpoints', String(name)))).mtimeMs;
+  } catch {
+    return NaN;
+  }
+}
+
 export function loaderNodes(env: RuntimeEnv): NodeSpec[] {
   const list = (kind: ModelFolder) => () => env.folders.list(kind);
   return [
@@ -28,12 +40,17 @@ export function loaderNodes(env: RuntimeEnv): NodeSpec[] {
       name: 'CheckpointLoaderSimple',
       displayName: 'Load Checkpoint',
       category: 'loaders',
-      description: 'Loads a single-file SD1.x checkpoint (.safetensors): UNet, text encoder and VAE.',
+      description: 'Loads a single-file SD1.x or SDXL checkpoint (.safetensors): UNet, text encoder(s) and VAE.',
       inputs: { required: { ckpt_name: { type: 'COMBO', options: list('checkpoints') } } },
       outputs: [{ type: 'MODEL' }, { type: 'CLIP' }, { type: 'VAE' }],
-      isChanged: ({ ckpt_name }) => mtimeOf(env, 'checkpoints', ckpt_name),
+      // The SDXL sidecar (head counts) changes what loads as much as the file does.
+      isChanged: ({ ckpt_name }) => `${mtimeOf(env, 'checkpoints', ckpt_name)}|${sidecarMtime(env, ckpt_name)}`,
       async execute({ ckpt_name }) {
-        const m = await loadSd1(env.folders.resolve('checkpoints', String(ckpt_name)), env.folders);
+        const path = env.folders.resolve('checkpoints', String(ckpt_name));
+        const family = detectFamily(SafetensorsFile.open(path));
+        // The refiner goes the SDXL way too, whose loader names it as unsupported.
+        if (family === 'sdxl' || family === 'sdxl-refiner') return loadSdxlCheckpoint(path, env.folders);
+        const m = await loadSd1(path, env.folders);
         const model: ModelValue = { family: 'sd1', unet: PatchedUnet.of(m.unet), sampling: m.sampling };
         const clip: ClipValue = { family: 'sd1', clip: PatchedClip.of(m.clip), tokenizer: m.tokenizer };
         return [model, clip, m.vae];
@@ -67,7 +84,16 @@ export function loaderNodes(env: RuntimeEnv): NodeSpec[] {
       execute({ model, clip, lora_name, strength_model, strength_clip }) {
         const m = model as ModelValue;
         const c = clip as ClipValue;
-        const r = loadLoraForModels(m.unet, c.clip, env.folders.resolve('loras', String(lora_name)), Number(strength_model), Number(strength_clip));
+        const path = env.folders.resolve('loras', String(lora_name));
+        if (c.family === 'sdxl') {
+          // No patchable handle over SDXL's two encoders yet: refuse rather than half-apply the LoRA.
+          const r = loadLoraForModels(m.unet, undefined, path, Number(strength_model), 0);
+          if (Number(strength_clip) !== 0 && r.warnings.length) {
+            throw new Error(`${String(lora_name)}: text-encoder LoRAs are not supported on SDXL yet (${r.warnings.join('; ')}); set strength_clip to 0`);
+          }
+          return [{ ...m, unet: r.model! }, c];
+        }
+        const r = loadLoraForModels(m.unet, c.clip, path, Number(strength_model), Number(strength_clip));
         return [{ ...m, unet: r.model! }, { ...c, clip: r.clip! }];
       },
     },

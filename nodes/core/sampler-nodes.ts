@@ -5,8 +5,9 @@ import { latentPreview } from '../../runtime/sampling/preview.js';
 import { sample, type SampleOptions } from '../../runtime/sampling/sample.js';
 import { SAMPLER_NAMES } from '../../runtime/sampling/samplers/index.js';
 import { SCHEDULER_NAMES } from '../../runtime/sampling/schedulers.js';
-import type { Latent } from '../../runtime/sampling/types.js';
+import type { EpsModel, Latent } from '../../runtime/sampling/types.js';
 import type { NodeContext, NodeSpec } from '../spec.js';
+import { sdxlSamplerModel } from './sdxl-nodes.js';
 import type { ConditioningValue, LatentValue, ModelValue } from './types.js';
 
 /** Seeds are 64-bit in ComfyUI; JSON numbers past 2^53 have already lost digits, so round to a bigint. */
@@ -29,11 +30,31 @@ interface KSamplerArgs {
   extra?: Partial<SampleOptions>;
 }
 
+/**
+ * A conditioning from another model's text encoder fails deep inside the UNet session with a shape
+ * error; checked here it names the cause.
+ */
+function checkContextWidth(model: ModelValue, cond: ConditioningValue, side: string): void {
+  const want = model.unet.base.config.contextDim;
+  const got = cond.contextShape[2];
+  if (want && got !== want) {
+    throw new Error(`the ${side} conditioning is ${got} wide but this ${model.family === 'sdxl' ? 'SDXL' : 'SD1.x'} model takes ${want}: encode it with this checkpoint's CLIP`);
+  }
+}
+
+/** The UNet as the sampler calls it: SDXL adds each conditioning's y; SD1.x needs nothing more. */
+function samplerModel(a: KSamplerArgs): EpsModel {
+  checkContextWidth(a.model, a.positive, 'positive');
+  checkContextWidth(a.model, a.negative, 'negative');
+  if (a.model.family === 'sdxl') return sdxlSamplerModel(a.model, a.positive, a.negative, a.latent.samples.shape);
+  return a.model.unet.epsModel();
+}
+
 /** Runs the sampler with per-step progress and a small JPEG preview of the current prediction. */
 export async function runKSampler(a: KSamplerArgs, ctx: NodeContext): Promise<LatentValue> {
   const total = a.extra?.endStep !== undefined || a.extra?.startStep !== undefined ? undefined : a.steps;
   const out: Latent = await sample({
-    model: a.model.unet.epsModel(),
+    model: samplerModel(a),
     modelSampling: a.model.sampling,
     sampler: a.sampler,
     scheduler: a.scheduler,

@@ -1,3 +1,5 @@
+import type { SdxlSizes } from '../../runtime/models/sdxl/adm.js';
+import type { SdxlTextEncoder } from '../../runtime/models/sdxl/conditioning.js';
 import type { ModelSampling } from '../../runtime/sampling/model-sampling.js';
 import type { Conditioning, Latent } from '../../runtime/sampling/types.js';
 import type { PatchedClip, PatchedUnet } from '../../runtime/pipeline/patched-model.js';
@@ -15,21 +17,39 @@ export interface LatentValue {
   batchIndex?: number[];
 }
 
-/** MODEL: a UNet with its adapter stack and the sampling schedule it was trained with. */
+/**
+ * MODEL: a UNet with its adapter stack and the sampling schedule it was trained with. The family decides
+ * how the sampler conditions it (SDXL adds the y vector).
+ */
 export interface ModelValue {
   family: 'sd1' | 'sdxl';
   unet: PatchedUnet;
   sampling: ModelSampling;
 }
 
-/** CLIP: the text encoder handle (adapters, clip skip) and its tokenizer. */
-export interface ClipValue {
-  family: 'sd1' | 'sdxl';
+/** CLIP of an SD1.x checkpoint: the text encoder handle (adapters, clip skip) and its tokenizer. */
+export interface Sd1ClipValue {
+  family: 'sd1';
   clip: PatchedClip;
   tokenizer: ClipTokenizer;
 }
 
+/** CLIP of an SDXL checkpoint: both encoders (CLIP-L + bigG), one tokenizer, the layer both stop at. */
+export interface SdxlClipValue {
+  family: 'sdxl';
+  text: SdxlTextEncoder;
+  tokenizer: ClipTokenizer;
+  /** k of CLIPSetLastLayer(-k); SDXL's default is 2, the penultimate layer. */
+  clipSkip: number;
+}
+
+export type ClipValue = Sd1ClipValue | SdxlClipValue;
+
 /** CONDITIONING: the sampler's conditioning plus the pooled text embedding. */
 export interface ConditioningValue extends Conditioning {
   pooled?: Float32Array;
+  /** [1, P]; set by SDXL encoders, whose pooled output heads the y vector. */
+  pooledShape?: [number, number];
+  /** CLIPTextEncodeSDXL's size ids; absent ones are derived from the latent at sampling time. */
+  sizes?: Partial<SdxlSizes>;
 }

@@ -7,6 +7,7 @@ import { Executor, type RunResult } from '../executor/executor.js';
 import type { NodeErrors, PromptError } from '../executor/errors.js';
 import { validatePrompt } from '../executor/validate.js';
 import { ensureDemoInput, ensureDemoModels, DEMO_CHECKPOINT } from '../models/synthetic/demo.js';
+import { DEMO_DATASET, ensureDemoDataset } from '../training/demo-dataset.js';
 import type { ApiPrompt } from '../workflow/api-schema.js';
 import { ProgressPrinter } from './progress.js';
 import { applyOverrides, CliUsageError, InvalidWorkflowError, loadWorkflowFile } from './workflow-io.js';
@@ -40,6 +41,7 @@ export async function ensureDemoIfReferenced(prompt: ApiPrompt, env: RuntimeEnv)
   if (!JSON.stringify(prompt).includes('resflow-demo')) return;
   ensureDemoModels(env.folders.modelsDir);
   await ensureDemoInput(env.inputDir);
+  if (JSON.stringify(prompt).includes(DEMO_DATASET)) await ensureDemoDataset(env.inputDir);
 }
 
 export function formatValidation(error: PromptError, nodeErrors: NodeErrors, prompt: ApiPrompt): string {

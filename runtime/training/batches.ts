@@ -12,6 +12,11 @@ export interface MicroBatch {
   /** Clean latents in model space, [n, C, h, w]. */
   x0: Float32Array;
   noise: Float32Array;
+  /**
+   * What the UNet should output; the noise when absent (epsilon prediction). Fixed targets let tests fit a
+   * known-reachable function, e.g. another adapter's predictions.
+   */
+  target?: Float32Array;
   /** Integer DDPM timesteps in [0, T). */
   timesteps: Float32Array;
   context: Float32Array;
@@ -127,6 +132,7 @@ export class FixedBatchSource implements BatchSource {
       load: async (start, end) => ({
         x0: m.x0.slice(start * plane, end * plane),
         noise: m.noise.slice(start * plane, end * plane),
+        ...(m.target ? { target: m.target.slice(start * plane, end * plane) } : {}),
         timesteps: m.timesteps.slice(start, end),
         context: m.context.slice(start * ctx, end * ctx),
         dims: [end - start, m.dims[1], m.dims[2], m.dims[3]],

@@ -99,7 +99,8 @@ export function drawWeighted(gen: TorchGenerator, weights: readonly number[]): n
     u -= weights[i]!;
     if (u < 0 && weights[i]! > 0) return i;
   }
-  return weights.findLastIndex((w) => w > 0);
+  for (let i = weights.length - 1; i >= 0; i--) if (weights[i]! > 0) return i;
+  throw new Error('drawWeighted: every weight is zero');
 }
 
 export function drawInt(gen: TorchGenerator, n: number): number {

@@ -7,7 +7,7 @@ import type { StepMetrics } from './trainer.js';
 
 const W = 512;
 const H = 256;
-const PAD = { l: 56, r: 12, t: 30, b: 24 };
+const PAD = { l: 56, r: 12, t: 44, b: 24 };
 
 /** Exponential moving average, as training dashboards smooth noisy per-step losses. */
 export function smooth(values: readonly number[], beta = 0.9): number[] {
@@ -34,10 +34,10 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
 const fmt = (v: number) => (v === 0 ? '0' : Math.abs(v) >= 0.01 && Math.abs(v) < 1000 ? v.toPrecision(3) : v.toExponential(2));
 
 export function metricsLine(m: StepMetrics, total: number): string {
-  return `step ${m.step}/${total}  loss ${fmt(m.loss)}  lr ${fmt(m.lr)}  ${m.samplesPerSecond.toFixed(2)} samples/s  ${m.bucket}${m.normsUpdated ? '' : ' (LoRA only)'}`;
+  return `step ${m.step}/${total}  loss ${fmt(m.loss)}  lr ${fmt(m.lr)}  ${m.samplesPerSecond.toFixed(2)} samples/s  ${m.bucket}${m.normsUpdated ? '' : ' (norms frozen)'}`;
 }
 
-export function lossChartSvg(history: Array<[number, number]>, totalSteps: number, title: string): string {
+export function lossChartSvg(history: Array<[number, number]>, totalSteps: number, title: string, subtitle = ''): string {
   const raw = thin(history, 400);
   const sm = smooth(history.map((h) => h[1]));
   const smoothed = thin(history.map((h, i) => [h[0], sm[i]!] as [number, number]), 400);
@@ -53,13 +53,13 @@ export function lossChartSvg(history: Array<[number, number]>, totalSteps: numbe
     .join('');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11" fill="#ccc">
 <rect width="100%" height="100%" fill="#1e1e1e"/>
-<text x="${PAD.l}" y="18" font-size="12">${esc(title)}</text>${ticks}
+<text x="8" y="16" font-size="12">${esc(title)}</text><text x="8" y="32" fill="#999">${esc(subtitle)}</text>${ticks}
 <text x="${W - PAD.r}" y="${H - 6}" text-anchor="end">${totalSteps}</text><text x="${PAD.l}" y="${H - 6}">0</text>
 ${raw.length > 1 ? `<path d="${path(raw)}" fill="none" stroke="#4a6a8a" stroke-width="1"/>` : ''}
 ${smoothed.length > 1 ? `<path d="${path(smoothed)}" fill="none" stroke="#6cf" stroke-width="2"/>` : ''}
 </svg>`;
 }
 
-export async function lossChartPng(history: Array<[number, number]>, totalSteps: number, title: string): Promise<Uint8Array> {
-  return new Uint8Array(await sharp(Buffer.from(lossChartSvg(history, totalSteps, title))).png({ compressionLevel: 3 }).toBuffer());
+export async function lossChartPng(history: Array<[number, number]>, totalSteps: number, title: string, subtitle = ''): Promise<Uint8Array> {
+  return new Uint8Array(await sharp(Buffer.from(lossChartSvg(history, totalSteps, title, subtitle))).png({ compressionLevel: 3 }).toBuffer());
 }

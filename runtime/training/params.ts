@@ -4,7 +4,7 @@
  */
 import { resAdapterTargets } from '../models/unet/unet.js';
 import type { WeightSet } from '../models/weights.js';
-import { SeededRandom } from '../models/synthetic/generate.js';
+import { stepGenerator } from './buckets.js';
 
 export type ParamGroup = 'lora' | 'norm';
 
@@ -46,7 +46,10 @@ export const loraDownName = (module: string) => `lora_down/${module}`;
 export const loraUpName = (module: string) => `lora_up/${module}`;
 export const normName = (key: string) => `norm/${key}`;
 
-export function adapterLayout(w: WeightSet, rank: number, alpha: number): AdapterLayout {
+/** What the layout reads of a UNet: tensor names and shapes (a WeightSet, or a key table in tests). */
+export type UnetTensors = Pick<WeightSet, 'names' | 'shape'> & { file?: { path: string } };
+
+export function adapterLayout(w: UnetTensors, rank: number, alpha: number): AdapterLayout {
   if (!Number.isInteger(rank) || rank < 1) throw new Error(`LoRA rank must be a positive integer, got ${rank}`);
   if (!Number.isFinite(alpha) || alpha <= 0) throw new Error(`LoRA alpha must be positive, got ${alpha}`);
   const targets = [...resAdapterTargets(w)].sort(naturalCompare);
@@ -61,7 +64,7 @@ export function adapterLayout(w: WeightSet, rank: number, alpha: number): Adapte
       lora.push({ module, shape: shape as LoraModule['shape'], down: loraDownName(module), up: loraUpName(module) });
     }
   }
-  if (!lora.length) throw new Error(`${w.file.path}: the UNet has no down/upsampler convs to train a ResAdapter on`);
+  if (!lora.length) throw new Error(`${w.file?.path ?? 'UNet'}: the UNet has no down/upsampler convs to train a ResAdapter on`);
   const params: ParamSpec[] = [];
   for (const m of lora) {
     const [out, inCh, kh, kw] = m.shape;
@@ -80,13 +83,14 @@ const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
  */
 export function initParams(layout: AdapterLayout, baseWeight: (key: string) => Float32Array, seed: number): ParamStore {
   const store: ParamStore = new Map();
-  const rng = new SeededRandom((seed ^ 0x5eed1e55) >>> 0);
+  // Stream 2 of step 0: independent of the batch draws (streams 0 and 1) for the same seed.
+  const rng = stepGenerator(seed, 0, 2);
   for (const p of layout.params) {
     const data = new Float32Array(numel(p.shape));
     if (p.group === 'norm') data.set(baseWeight(p.target));
     else if (p.name.startsWith('lora_down/')) {
       const bound = 1 / Math.sqrt(numel(p.shape.slice(1)));
-      for (let i = 0; i < data.length; i++) data[i] = (rng.uniform() * 2 - 1) * bound;
+      for (let i = 0; i < data.length; i++) data[i] = (rng.uniformDouble() * 2 - 1) * bound;
     }
     store.set(p.name, data);
   }

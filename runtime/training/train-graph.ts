@@ -1,5 +1,5 @@
 /**
- * The ResAdapter training graph: the frozen UNet with W' = W + (alpha/r)·reshape(up @ down) on every
+ * The ResAdapter training graph: the frozen UNet with a rank-r LoRA (alpha/r)·up(down(x)) beside every
  * down/upsampler conv and the resnet GroupNorm affines read from graph inputs, an epsilon-prediction MSE,
  * and its reverse-mode gradient with respect to exactly those inputs.
  */
@@ -29,38 +29,39 @@ function contentKey(data: Float32Array): string {
 /** Forward graph: inputs x, timesteps, context, target and the trainable tensors; output `loss` = mean((eps − target)²). */
 export function buildLossGraph(w: WeightSet, cfg: UnetConfig, layout: AdapterLayout, opts: TrainGraphOptions = {}): Graph {
   if (cfg.admInChannels) throw new Error('ResAdapter training supports SD1.x-style UNets (no label embedding); this UNet has one (SDXL)');
-  const lora = new Map(layout.lora.map((m) => [`${m.module}.weight`, m]));
+  const lora = new Map(layout.lora.map((m) => [m.module, m]));
   const norms = new Set(layout.norms);
   const scale = layout.alpha / layout.rank;
   const r = layout.rank;
   const made = new Map<string, T>();
-  const patched = (name: string, t: T): T => {
-    const data = opts.overrides?.get(w.prefix + name);
-    if (!data) return t;
-    const key = `${w.prefix}${name}@${contentKey(data)}`;
-    return t.g.weight(key, t.shape, { key, load: () => data });
-  };
   const weightHook = (name: string, bound: T): T => {
     const done = made.get(name);
     if (done) return done;
-    const { g } = bound;
-    let t: T;
-    const m = lora.get(name);
-    if (m) {
-      const [out, inCh, kh, kw] = m.shape;
-      const down = g.input(m.down, 'float32', [r, inCh, kh, kw]);
-      const up = g.input(m.up, 'float32', [out, r, 1, 1]);
-      const product = g.matmul(g.reshape(up, [out, r]), g.reshape(down, [r, inCh * kh * kw]));
-      t = g.add(patched(name, bound), g.mul(g.reshape(product, [out, inCh, kh, kw]), scale));
-    } else if (norms.has(name)) {
-      t = g.input(normName(name), 'float32', bound.shape);
-    } else {
-      t = patched(name, bound);
+    let t = bound;
+    if (norms.has(name)) t = bound.g.input(normName(name), 'float32', bound.shape);
+    else {
+      const data = opts.overrides?.get(w.prefix + name);
+      if (data) {
+        const key = `${w.prefix}${name}@${contentKey(data)}`;
+        t = bound.g.weight(key, bound.shape, { key, load: () => data });
+      }
     }
     made.set(name, t);
     return t;
   };
-  const forward = buildUnetGraph(w, cfg, { weightHook });
+  // conv(x, W + s·up·down) computed as conv(x, W) + s·up(down(x)), kohya's form: the frozen W stays a
+  // constant (prepacked by ORT) and the backward never forms a full-size dW, only rank-r ones.
+  const convHook = (name: string, x: T, y: T, o: { stride: number; padding: number }): T => {
+    const m = lora.get(name);
+    if (!m) return y;
+    const { g } = x;
+    const [out, inCh, kh, kw] = m.shape;
+    const down = g.input(m.down, 'float32', [r, inCh, kh, kw]);
+    const up = g.input(m.up, 'float32', [out, r, 1, 1]);
+    // The scale goes on the tiny up factor rather than on the full-size branch output.
+    return g.add(y, g.conv2d(g.conv2d(x, down, undefined, o), g.mul(up, scale), undefined));
+  };
+  const forward = buildUnetGraph(w, cfg, { weightHook, convHook });
   const missing = layout.params.filter((p) => !forward.inputs.some((i) => i.name === p.name));
   if (missing.length) throw new Error(`training graph: the UNet never binds ${missing.map((p) => p.target).join(', ')}`);
 

@@ -45,6 +45,9 @@ export interface StepMetrics {
   gradNorm: number;
   samplesPerSecond: number;
   seconds: number;
+  /** Of `seconds`: forward + backward runs, and gradient accumulation + clipping + AdamW. */
+  runSeconds: number;
+  optimizerSeconds: number;
   resolution: number;
   bucket: string;
   normsUpdated: boolean;
@@ -52,7 +55,8 @@ export interface StepMetrics {
 
 export interface RunOptions {
   signal?: AbortSignal;
-  onStep?: (m: StepMetrics) => void;
+  /** May be async (it is awaited); an error it throws once `signal` has aborted counts as the interrupt. */
+  onStep?: (m: StepMetrics) => void | Promise<void>;
   /** Write a checkpoint every `every` steps, at the end and when interrupted. */
   checkpoint?: { path: string; every: number };
 }
@@ -72,6 +76,9 @@ export function settingsRecord(s: TrainerSettings): Settings {
 }
 
 export class ResAdapterTrainer {
+  /** The accumulated (and clipped) gradients of the last step, for inspection. */
+  lastGrads: ReadonlyMap<string, Float32Array> | undefined;
+
   private constructor(
     readonly layout: AdapterLayout,
     readonly session: CompiledSession,
@@ -103,7 +110,8 @@ export class ResAdapterTrainer {
     return this.state.step;
   }
 
-  private feeds(mb: MicroBatch): Record<string, TensorData> {
+  /** The UNet input for a micro-batch: x_t = √ᾱ_t·x0 + √(1 − ᾱ_t)·ε, with the roots rounded to float32. */
+  noisy(mb: MicroBatch): Float32Array {
     const [n, c, h, w] = mb.dims;
     const plane = c * h * w;
     const x = new Float32Array(n * plane);
@@ -114,11 +122,17 @@ export class ResAdapterTrainer {
       const b = Math.fround(Math.sqrt(1 - acp));
       for (let j = i * plane; j < (i + 1) * plane; j++) x[j] = a * mb.x0[j]! + b * mb.noise[j]!;
     }
+    return x;
+  }
+
+  private feeds(mb: MicroBatch): Record<string, TensorData> {
+    const n = mb.dims[0];
+    const x = this.noisy(mb);
     const feeds: Record<string, TensorData> = {
       x: { data: x, dims: mb.dims },
       timesteps: { data: mb.timesteps, dims: [n] },
       context: { data: mb.context, dims: mb.contextDims },
-      target: { data: mb.noise, dims: mb.dims },
+      target: { data: mb.target ?? mb.noise, dims: mb.dims },
     };
     for (const p of this.layout.params) feeds[p.name] = { data: this.state.params.get(p.name)!, dims: p.shape };
     return feeds;
@@ -143,9 +157,15 @@ export class ResAdapterTrainer {
     const batch = await source.batch(step, s.batchSize);
     let loss = 0;
     let grads: Map<string, Float32Array> | undefined;
+    let runMs = 0;
+    let optMs = 0;
     for (let start = 0; start < batch.size; start += s.microBatch) {
       const end = Math.min(batch.size, start + s.microBatch);
-      const r = await this.lossAndGrads(await batch.load(start, end));
+      const mb = await batch.load(start, end);
+      const tRun = performance.now();
+      const r = await this.lossAndGrads(mb);
+      const tAcc = performance.now();
+      runMs += tAcc - tRun;
       // Each run's loss is a mean over its samples: weight by share of the batch to get the batch mean.
       const share = (end - start) / batch.size;
       loss += r.loss * share;
@@ -158,8 +178,10 @@ export class ResAdapterTrainer {
           for (let i = 0; i < g.length; i++) acc[i] = acc[i]! + g[i]! * share;
         }
       }
+      optMs += performance.now() - tAcc;
     }
     if (!Number.isFinite(loss)) throw new TrainingDivergedError(step, loss);
+    const tOpt = performance.now();
     const groups: ParamGroup[] = batch.aboveBase ? ['lora', 'norm'] : ['lora'];
     const updated = this.layout.params.filter((p) => groups.includes(p.group));
     const gradNorm = clipGradients(
@@ -167,7 +189,9 @@ export class ResAdapterTrainer {
       s.gradClip,
     );
     const lr = learningRate(s.adamw.lr, s.warmupSteps, step);
+    this.lastGrads = grads;
     for (const g of groups) adamwStep(this.layout.params, this.state.params, grads!, this.state.adam, g, lr, s.adamw);
+    optMs += performance.now() - tOpt;
     this.state.step = step + 1;
     this.state.history.push([step + 1, loss]);
     const seconds = (performance.now() - t0) / 1000;
@@ -178,6 +202,8 @@ export class ResAdapterTrainer {
       gradNorm,
       samplesPerSecond: batch.size / seconds,
       seconds,
+      runSeconds: runMs / 1000,
+      optimizerSeconds: optMs / 1000,
       resolution: batch.resolution,
       bucket: batch.label,
       normsUpdated: batch.aboveBase,
@@ -200,7 +226,13 @@ export class ResAdapterTrainer {
         return 'interrupted';
       }
       if (o.checkpoint && o.checkpoint.every > 0 && m.step % o.checkpoint.every === 0 && m.step < steps) save();
-      o.onStep?.(m);
+      try {
+        await o.onStep?.(m);
+      } catch (e) {
+        if (!o.signal?.aborted) throw e;
+        save();
+        return 'interrupted';
+      }
     }
     save();
     return 'done';

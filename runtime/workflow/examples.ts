@@ -1,6 +1,7 @@
 import type { ApiPrompt } from './api-schema.js';
 import { DEMO_CHECKPOINT, DEMO_CONTROLNET, DEMO_INPUT_IMAGE, DEMO_LCM_LORA, DEMO_RESADAPTER } from '../models/synthetic/demo.js';
 import { DEMO_SDXL_CHECKPOINT, DEMO_SDXL_RESADAPTER } from '../models/synthetic/demo-sdxl.js';
+import { trainResAdapterWorkflow } from '../training/workflow.js';
 
 /**
  * The shareable example workflows, written as API prompts and saved in editor format under workflows/.
@@ -139,6 +140,7 @@ export function exampleWorkflows(): Record<string, ApiPrompt> {
     'sdxl-resadapter-txt2img-512.json': sideBySide(512, 512, DEFAULTS, 'sdxl'),
     'sdxl-resadapter-txt2img-1024.json': sideBySide(1024, 1024, DEFAULTS, 'sdxl'),
     'sdxl-resadapter-txt2img-1536x640.json': sideBySide(1536, 640, DEFAULTS, 'sdxl'),
+    'train-resadapter.json': trainResAdapterWorkflow(),
   };
 }
 

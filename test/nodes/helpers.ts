@@ -41,6 +41,8 @@ export function shrink(prompt: ApiPrompt, steps = 2, maxSide?: number): ApiPromp
   const out = structuredClone(prompt);
   for (const node of Object.values(out)) {
     if (node.class_type === 'KSampler' || node.class_type === 'KSamplerAdvanced') node.inputs.steps = Math.min(Number(node.inputs.steps), steps) as never;
+    // Training runs `steps` optimiser steps too: enough to exercise dataset → train → save → preview.
+    if (node.class_type === 'TrainResAdapter') node.inputs.steps = Math.min(Number(node.inputs.steps), steps) as never;
     if (maxSide && (node.class_type === 'EmptyLatentImage' || node.class_type === 'ImageScale')) {
       const w = Number(node.inputs.width);
       const h = Number(node.inputs.height);

@@ -16,7 +16,14 @@ export interface BlockContext {
    * over trainable graph inputs, or a trainable input outright) without the blocks knowing about it.
    */
   weightHook?: (name: string, t: T) => T;
+  /**
+   * Lets a caller add to a conv's output (training: a LoRA branch conv(x, down) → 1×1 up beside the frozen
+   * conv, so the base weight stays a constant the runtime can prepack). `name` is the module, e.g. `input_blocks.3.0.op`.
+   */
+  convHook?: ConvHook;
 }
+
+export type ConvHook = (name: string, x: T, y: T, o: { stride: number; padding: number }) => T;
 
 export function bind(c: BlockContext, name: string, expected?: Array<number | null>): T {
   const t = c.w.bind(c.g, name, expected, { overridable: c.overridable(name) });
@@ -29,7 +36,9 @@ function conv(c: BlockContext, x: T, name: string, opts: { stride?: number; padd
   const k = opts.kernel ?? (/(proj_in|proj_out|skip_connection)$/.test(name) ? 1 : 3);
   const w = bind(c, `${name}.weight`, [null, inCh, k, k]);
   const b = c.w.has(`${name}.bias`) ? bind(c, `${name}.bias`, [w.shape[0] as number]) : undefined;
-  return c.g.conv2d(x, w, b, { stride: opts.stride ?? 1, padding: opts.padding ?? (k - 1) / 2 });
+  const o = { stride: opts.stride ?? 1, padding: opts.padding ?? (k - 1) / 2 };
+  const y = c.g.conv2d(x, w, b, o);
+  return c.convHook ? c.convHook(name, x, y, o) : y;
 }
 
 function linear(c: BlockContext, x: T, name: string): T {

@@ -1,7 +1,7 @@
 import { GraphBuilder, type T } from '../../graph/builder.js';
 import type { Graph } from '../../graph/ir.js';
 import type { WeightSet } from '../weights.js';
-import { type BlockContext, downsample, outHead, resBlock, spatialTransformer, timeEmbed, timestepEmbedding, upsample, bind } from './blocks.js';
+import { type BlockContext, type ConvHook, downsample, outHead, resBlock, spatialTransformer, timeEmbed, timestepEmbedding, upsample, bind } from './blocks.js';
 import { headsFor, type UnetConfig } from './config.js';
 
 export interface UnetGraphOptions {
@@ -13,6 +13,8 @@ export interface UnetGraphOptions {
   intermediates?: boolean;
   /** Rewrites bound weights (see BlockContext.weightHook); names are relative to the UNet prefix. */
   weightHook?: (name: string, t: T) => T;
+  /** Adds to conv outputs (see BlockContext.convHook). */
+  convHook?: ConvHook;
 }
 
 /** Names of the ControlNet residual inputs for a config, in skip-connection order. */
@@ -29,6 +31,7 @@ export function buildUnetGraph(w: WeightSet, cfg: UnetConfig, opts: UnetGraphOpt
   const over = opts.overridable;
   const c: BlockContext = { g, w, overridable: (k) => over?.has(k) ?? false, groups: cfg.groupNormGroups };
   if (opts.weightHook) c.weightHook = opts.weightHook;
+  if (opts.convHook) c.convHook = opts.convHook;
   const x = g.input('x', 'float32', ['B', cfg.inChannels, 'H', 'W']);
   const timesteps = g.input('timesteps', 'float32', ['B']);
   const context = g.input('context', 'float32', ['B', 'S', cfg.contextDim]);
@@ -109,7 +112,7 @@ export function skipChannels(cfg: UnetConfig, i: number): number {
  * The UNet weights an adapter may patch without a session rebuild: every resnet GroupNorm (ResAdapter's
  * norms) and every down/upsampler conv (ResAdapter's LoRA targets).
  */
-export function resAdapterTargets(w: WeightSet): Set<string> {
+export function resAdapterTargets(w: Pick<WeightSet, 'names'>): Set<string> {
   const out = new Set<string>();
   for (const n of w.names()) {
     if (/\.(in_layers\.0|out_layers\.0)\.(weight|bias)$/.test(n)) out.add(n);

@@ -1,0 +1,99 @@
+import type { SdxlSizes } from '../../runtime/models/sdxl/adm.js';
+import { tokenizeSdxl } from '../../runtime/models/sdxl/conditioning.js';
+import { sdxlAdmProvider, type SdxlConditioning } from '../../runtime/models/sdxl/sampling.js';
+import type { Vae } from '../../runtime/models/vae/index.js';
+import { PatchedUnet } from '../../runtime/pipeline/patched-model.js';
+import { loadSdxl, type SdxlArchOverrides } from '../../runtime/pipeline/sdxl-loader.js';
+import type { EpsModel } from '../../runtime/sampling/types.js';
+import type { ModelFolders } from '../../runtime/config/model-folders.js';
+import type { NodeSpec } from '../spec.js';
+import { MAX_RESOLUTION } from './latent-nodes.js';
+import type { ClipValue, ConditioningValue, ModelValue, SdxlClipValue } from './types.js';
+
+/** SDXL's side of the core nodes: what CheckpointLoaderSimple, CLIPTextEncode and KSampler dispatch to. */
+
+/** CheckpointLoaderSimple's three outputs for an SDXL file. */
+export async function loadSdxlCheckpoint(path: string, folders: ModelFolders, overrides: SdxlArchOverrides = {}): Promise<[ModelValue, SdxlClipValue, Vae]> {
+  const m = await loadSdxl(path, folders, overrides);
+  return [
+    { family: 'sdxl', unet: PatchedUnet.of(m.unet), sampling: m.sampling },
+    { family: 'sdxl', text: m.text, tokenizer: m.tokenizer, clipSkip: 2 },
+    m.vae,
+  ];
+}
+
+/**
+ * Both encoders on their own prompt (ComfyUI's SDXL tokenizer; one text for both in CLIPTextEncode). The
+ * pooled output goes with the conditioning; sizes only when given, else the sampler takes the latent's.
+ */
+export async function encodeSdxlText(c: SdxlClipValue, textG: string, textL = textG, sizes?: SdxlSizes): Promise<ConditioningValue> {
+  const r = await c.text.encodeTokens(tokenizeSdxl(c.tokenizer, textG, textL), { clipSkip: c.clipSkip });
+  const out: ConditioningValue = { context: r.context, contextShape: r.contextShape, pooled: r.pooled, pooledShape: r.pooledShape };
+  if (sizes) out.sizes = { ...sizes };
+  return out;
+}
+
+function asSdxl(c: ConditioningValue, side: string): SdxlConditioning {
+  if (!c.pooled || !c.pooledShape) {
+    throw new Error(`the ${side} conditioning has no SDXL pooled output (the head of y): encode it with the CLIP of an SDXL checkpoint`);
+  }
+  if (c.controls?.length) throw new Error(`the ${side} conditioning carries a ControlNet: ControlNets are not supported on SDXL yet`);
+  const out: SdxlConditioning = { context: c.context, contextShape: c.contextShape, pooled: c.pooled, pooledShape: c.pooledShape };
+  if (c.sizes) out.sizes = c.sizes;
+  return out;
+}
+
+/**
+ * The sampler's model for an SDXL MODEL: the patched UNet fed each chunk's own y, built once per run
+ * from that conditioning's pooled output and sizes (missing sizes from `latentShape`, as ComfyUI does).
+ */
+export function sdxlSamplerModel(model: ModelValue, positive: ConditioningValue, negative: ConditioningValue, latentShape: readonly number[]): EpsModel {
+  const adm = model.unet.base.config.admInChannels;
+  if (!adm) throw new Error('this SDXL model has no label embedding (y input)');
+  const y = sdxlAdmProvider(asSdxl(positive, 'positive'), asSdxl(negative, 'negative'), latentShape, adm);
+  return model.unet.epsModel({ y });
+}
+
+const SIZE = { type: 'INT', default: 1024, min: 0, max: MAX_RESOLUTION } as const;
+const CROP = { type: 'INT', default: 0, min: 0, max: MAX_RESOLUTION } as const;
+
+export function sdxlNodes(): NodeSpec[] {
+  return [
+    {
+      name: 'CLIPTextEncodeSDXL',
+      displayName: 'CLIP Text Encode (SDXL)',
+      category: 'advanced/conditioning',
+      description:
+        'SDXL prompt with its size conditioning: text_g goes to OpenCLIP bigG, text_l to CLIP-L; width/height, crop and ' +
+        'target size go into the y vector. An SDXL CLIP is needed.',
+      // ComfyUI's input order, which the editor's widgets_values follow.
+      inputs: {
+        required: {
+          clip: { type: 'CLIP' },
+          width: SIZE,
+          height: SIZE,
+          crop_w: CROP,
+          crop_h: CROP,
+          target_width: SIZE,
+          target_height: SIZE,
+          text_g: { type: 'STRING', multiline: true, dynamicPrompts: true },
+          text_l: { type: 'STRING', multiline: true, dynamicPrompts: true },
+        },
+      },
+      outputs: [{ type: 'CONDITIONING' }],
+      async execute(i) {
+        const c = i.clip as ClipValue;
+        if (c.family !== 'sdxl') throw new Error('CLIPTextEncodeSDXL needs the CLIP of an SDXL checkpoint; use CLIPTextEncode for this model');
+        const sizes: SdxlSizes = {
+          width: Number(i.width),
+          height: Number(i.height),
+          cropW: Number(i.crop_w),
+          cropH: Number(i.crop_h),
+          targetWidth: Number(i.target_width),
+          targetHeight: Number(i.target_height),
+        };
+        return [await encodeSdxlText(c, String(i.text_g), String(i.text_l), sizes)];
+      },
+    },
+  ];
+}
