@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Graph } from './ir.js';
@@ -52,15 +52,64 @@ export function graphHash(graph: Graph, opts: LowerOptions = {}): string {
   return h.digest('hex').slice(0, 32);
 }
 
-/** A compiled graph: an ORT session plus the default values of its overridable weights. */
+/**
+ * A compiled graph: an ORT session plus the default values of its overridable weights. Under memory pressure
+ * the process-wide budget may unload an idle session's ORT state; the next run reopens it (from the cached
+ * ONNX files), so holders never see a dead session.
+ */
 export class CompiledSession {
+  private ortSession: ort.InferenceSession | null;
+  private reopening: Promise<ort.InferenceSession> | null = null;
+  private active = 0;
+  lastUsed = performance.now();
+
   constructor(
-    readonly session: ort.InferenceSession,
+    ortSession: ort.InferenceSession,
     readonly hash: string,
     readonly weights: PlannedWeight[],
     private readonly defaults: Map<string, Float32Array>,
     readonly createSeconds: number,
-  ) {}
+    /** Bytes of weights the ORT session holds (what unloading it frees). */
+    readonly weightBytes: number = 0,
+    private readonly reopen: () => Promise<ort.InferenceSession> = () => Promise.reject(new Error('session cannot be reopened')),
+  ) {
+    this.ortSession = ortSession;
+  }
+
+  /** The live ORT session (throws while unloaded: use `run`, which reopens). */
+  get session(): ort.InferenceSession {
+    if (!this.ortSession) throw new Error(`session ${this.hash} is unloaded`);
+    return this.ortSession;
+  }
+
+  get loaded(): boolean {
+    return this.ortSession !== null;
+  }
+
+  get busy(): boolean {
+    return this.active > 0;
+  }
+
+  /** Frees the ORT state if idle; returns whether it did. */
+  async unload(): Promise<boolean> {
+    if (this.active > 0 || !this.ortSession) return false;
+    const s = this.ortSession;
+    this.ortSession = null;
+    await s.release();
+    return true;
+  }
+
+  private async live(): Promise<ort.InferenceSession> {
+    if (this.ortSession) return this.ortSession;
+    this.reopening ??= this.reopen().then((s) => {
+      this.ortSession = s;
+      this.reopening = null;
+      return s;
+    });
+    const s = await this.reopening;
+    await enforceBudget(this);
+    return s;
+  }
 
   // Override arrays are immutable per adapter state, so their transposed layout is computed once, not per step.
   private layoutCache = new WeakMap<Float32Array, Float32Array>();
@@ -90,13 +139,20 @@ export class CompiledSession {
       const data = over ? this.laidOut(over, w.layout) : this.defaults.get(w.onnxName)!;
       ortFeeds[w.onnxName] = new ort.Tensor('float32', data, w.layout.dims);
     }
-    const res = await this.session.run(ortFeeds);
-    const out: Record<string, TensorData> = {};
-    for (const name of this.session.outputNames) {
-      const t = res[name]!;
-      out[name] = { data: t.data as Float32Array, dims: t.dims };
+    this.active++;
+    try {
+      const session = await this.live();
+      const res = await session.run(ortFeeds);
+      const out: Record<string, TensorData> = {};
+      for (const name of session.outputNames) {
+        const t = res[name]!;
+        out[name] = { data: t.data as Float32Array, dims: t.dims };
+      }
+      return out;
+    } finally {
+      this.active--;
+      this.lastUsed = performance.now();
     }
-    return out;
   }
 }
 
@@ -107,13 +163,45 @@ function toOrt(t: TensorData): ort.Tensor {
 }
 
 const sessionCache = new Map<string, Promise<CompiledSession>>();
+const built = new Map<string, CompiledSession>();
+
+/**
+ * Bytes of model weights kept open in ORT across all sessions: RESFLOW_SESSION_BUDGET_MB, else 60% of RAM.
+ * Beyond it the least recently used idle sessions are unloaded (their ONNX files stay cached on disk).
+ */
+export function sessionBudgetBytes(): number {
+  const mb = Number(process.env.RESFLOW_SESSION_BUDGET_MB);
+  return Number.isFinite(mb) && mb > 0 ? mb * 2 ** 20 : 0.6 * totalmem();
+}
+
+async function enforceBudget(keep: CompiledSession): Promise<void> {
+  const open = [...built.values()].filter((s) => s.loaded);
+  let total = open.reduce((n, s) => n + s.weightBytes, 0);
+  const budget = sessionBudgetBytes();
+  for (const s of open.sort((a, b) => a.lastUsed - b.lastUsed)) {
+    if (total <= budget) break;
+    if (s === keep) continue;
+    if (await s.unload()) total -= s.weightBytes;
+  }
+}
+
+/** Open sessions and the weight bytes they hold (for /system_stats and tests). */
+export function sessionStats(): { sessions: number; loaded: number; weightBytes: number; budgetBytes: number } {
+  const all = [...built.values()];
+  const loaded = all.filter((s) => s.loaded);
+  return { sessions: all.length, loaded: loaded.length, weightBytes: loaded.reduce((n, s) => n + s.weightBytes, 0), budgetBytes: sessionBudgetBytes() };
+}
 
 /** Compiles (or reuses) an ORT session for the graph; identical graphs share one session per process. */
 export function compileGraph(graph: Graph, opts: CompileOptions = {}): Promise<CompiledSession> {
   const hash = graphHash(graph, opts);
   let p = sessionCache.get(hash);
   if (!p) {
-    p = buildSession(graph, hash, opts);
+    p = buildSession(graph, hash, opts).then(async (s) => {
+      built.set(hash, s);
+      await enforceBudget(s);
+      return s;
+    });
     sessionCache.set(hash, p);
     p.catch(() => sessionCache.delete(hash));
   }
@@ -124,7 +212,8 @@ export function compileGraph(graph: Graph, opts: CompileOptions = {}): Promise<C
 export async function releaseSession(hash: string): Promise<void> {
   const p = sessionCache.get(hash);
   sessionCache.delete(hash);
-  if (p) await (await p).session.release();
+  built.delete(hash);
+  if (p) await (await p).unload();
 }
 
 async function buildSession(graph: Graph, hash: string, opts: CompileOptions): Promise<CompiledSession> {
@@ -139,20 +228,28 @@ async function buildSession(graph: Graph, hash: string, opts: CompileOptions): P
   const bakedBytes = baked.reduce((s, w) => s + 4 * w.layout.dims.reduce((a, b) => a * b, 1), 0);
   const sessionOptions: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' };
   if (opts.threads) sessionOptions.intraOpNumThreads = opts.threads;
-  let session: ort.InferenceSession;
+  let open: () => Promise<ort.InferenceSession>;
   if (bakedBytes <= (opts.inlineLimitBytes ?? 256 * 1024 * 1024)) {
-    for (const w of baked) {
-      const data = applyLayout(byValue.get(w.value)!.source.load(), w.layout);
-      lowered.model.graph.initializers.push(weightTensor(w, { raw: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) }));
-    }
-    session = await ort.InferenceSession.create(encodeModel(lowered.model), sessionOptions);
+    // Small models live in memory only; reopening lowers and loads them again from their sources.
+    open = () => {
+      const l = lowerToOnnx(graph, opts);
+      for (const w of baked) {
+        const data = applyLayout(byValue.get(w.value)!.source.load(), w.layout);
+        l.model.graph.initializers.push(weightTensor(w, { raw: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) }));
+      }
+      return ort.InferenceSession.create(encodeModel(l.model), sessionOptions);
+    };
   } else {
     const dir = join(opts.cacheDir ?? defaultCacheDir(), 'onnx', hash);
     const modelPath = join(dir, 'model.onnx');
-    if (!existsSync(modelPath)) writeExternalModel(dir, lowered, baked, byValue);
-    session = await ort.InferenceSession.create(modelPath, sessionOptions);
+    open = () => {
+      // The cache folder may have been cleaned since: write it again from the sources.
+      if (!existsSync(modelPath)) writeExternalModel(dir, lowerToOnnx(graph, opts), baked, byValue);
+      return ort.InferenceSession.create(modelPath, sessionOptions);
+    };
   }
-  return new CompiledSession(session, hash, lowered.weights, defaults, (performance.now() - t0) / 1000);
+  const session = await open();
+  return new CompiledSession(session, hash, lowered.weights, defaults, (performance.now() - t0) / 1000, bakedBytes, open);
 }
 
 function weightTensor(w: PlannedWeight, data: Pick<OnnxTensor, 'raw' | 'external'>): OnnxTensor {
