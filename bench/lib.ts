@@ -44,3 +44,24 @@ export async function timeIt<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const r = await fn();
   return [r, performance.now() - t0];
 }
+
+/** Full-size SDXL base in the real single-file layout (UNet, VAE, CLIP-L, OpenCLIP bigG), F16, written once (~7 GiB). */
+export async function ensureSdxlCheckpoint(log: (s: string) => void = console.log): Promise<string> {
+  const path = join(BENCH_CACHE, 'sdxl-synthetic-f16.safetensors');
+  if (!existsSync(path)) {
+    const { SDXL_UNET } = await import('../runtime/adapters/arch-tables.js');
+    const { sdxlCheckpointKeyShapes } = await import('../runtime/models/synthetic/demo-sdxl.js');
+    mkdirSync(BENCH_CACHE, { recursive: true });
+    log(`writing ${path} (full-size SDXL layout, F16, seed 1) ...`);
+    const t0 = performance.now();
+    const table = sdxlCheckpointKeyShapes({
+      unet: SDXL_UNET,
+      vae: SD15_VAE,
+      clipL: SD15_CLIP,
+      clipG: { hidden: 1280, layers: 32, intermediate: 5120, vocab: 49408, positions: 77, projection: 1280 },
+    });
+    writeSyntheticCheckpoint(path, table, { dtype: 'F16', seed: 1 });
+    log(`  ${((performance.now() - t0) / 1000).toFixed(1)} s, ${gib(statSync(path).size)}`);
+  }
+  return path;
+}

@@ -11,17 +11,16 @@
  * `--reuse-compiled` keeps the compiled model in .cache/bench/resflow/ instead. A bench, not a test: it
  * asserts nothing beyond the session staying the same object, and prints medians, ratios and peak RSS.
  */
-import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { SD15_UNET } from '../runtime/adapters/arch-tables.js';
 import { releaseSession } from '../runtime/graph/session.js';
 import { inferUnetConfig } from '../runtime/models/unet/config.js';
 import { UnetModel } from '../runtime/models/unet/model.js';
 import { WeightSet } from '../runtime/models/weights.js';
-import { SD15_CLIP, SD15_VAE, sd1CheckpointKeyShapes } from '../runtime/models/synthetic/tables.js';
-import { SeededRandom, writeSyntheticCheckpoint } from '../runtime/models/synthetic/generate.js';
+import { ensureSd15Checkpoint } from './lib.js';
+import { SeededRandom } from '../runtime/models/synthetic/generate.js';
 import { applyResAdapter } from '../runtime/pipeline/adapter-loaders.js';
 import { LoraProductCache } from '../runtime/pipeline/adapter-merge.js';
 import { PatchedUnet } from '../runtime/pipeline/patched-model.js';
@@ -50,7 +49,7 @@ process.env.RESFLOW_CACHE_DIR = scratch ?? process.env.RESFLOW_CACHE_DIR ?? join
 process.on('exit', () => {
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
-const ckpt = join(cacheDir, 'sd15-synthetic-f16.safetensors');
+const ckpt = ensureSd15Checkpoint((s) => console.log(s));
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -61,13 +60,6 @@ const ms = (x: number) => `${x.toFixed(1)} ms`;
 const rssMb = () => (process.resourceUsage().maxRSS / 1024).toFixed(0);
 const log = (s: string) => console.log(s);
 
-if (!existsSync(ckpt)) {
-  mkdirSync(cacheDir, { recursive: true });
-  log(`writing ${ckpt} (full-size SD1.5 layout, F16, seed 1) ...`);
-  const t0 = performance.now();
-  writeSyntheticCheckpoint(ckpt, sd1CheckpointKeyShapes({ unet: SD15_UNET, vae: SD15_VAE, clip: SD15_CLIP }), { dtype: 'F16', seed: 1 });
-  log(`  ${((performance.now() - t0) / 1000).toFixed(1)} s, ${(statSync(ckpt).size / 2 ** 30).toFixed(2)} GiB`);
-}
 
 const file = SafetensorsFile.open(ckpt);
 const weights = new WeightSet(file, 'model.diffusion_model.');

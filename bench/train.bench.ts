@@ -11,17 +11,14 @@
  * models go to .cache/bench/resflow/. Prints medians; asserts nothing.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { SD15_UNET } from '../runtime/adapters/arch-tables.js';
 import { compileGraph } from '../runtime/graph/session.js';
 import { inferUnetConfig } from '../runtime/models/unet/config.js';
 import { WeightSet } from '../runtime/models/weights.js';
 import { ensureDemoModels } from '../runtime/models/synthetic/demo.js';
-import { writeSyntheticCheckpoint } from '../runtime/models/synthetic/generate.js';
-import { SD15_CLIP, SD15_VAE, sd1CheckpointKeyShapes } from '../runtime/models/synthetic/tables.js';
+import { ensureSd15Checkpoint } from './lib.js';
 import { ModelSampling } from '../runtime/sampling/model-sampling.js';
 import { TorchGenerator } from '../runtime/sampling/torch-rng.js';
 import { SafetensorsFile } from '../runtime/safetensors/index.js';
@@ -58,13 +55,7 @@ const median = (xs: number[]) => {
 
 function checkpoint(): { path: string; prefix: string; heads: number } {
   if (args.model === 'tiny') return { path: ensureDemoModels(join(cacheDir, 'demo')).checkpoint, prefix: 'model.diffusion_model.', heads: 2 };
-  const path = join(cacheDir, 'sd15-synthetic-f16.safetensors');
-  if (!existsSync(path)) {
-    mkdirSync(cacheDir, { recursive: true });
-    console.log(`writing ${path} (full-size SD1.5 layout, F16, seed 1) ...`);
-    writeSyntheticCheckpoint(path, sd1CheckpointKeyShapes({ unet: SD15_UNET, vae: SD15_VAE, clip: SD15_CLIP }), { dtype: 'F16', seed: 1 });
-  }
-  return { path, prefix: 'model.diffusion_model.', heads: 8 };
+  return { path: ensureSd15Checkpoint(), prefix: 'model.diffusion_model.', heads: 8 };
 }
 
 interface ChildResult {

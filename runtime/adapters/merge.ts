@@ -118,9 +118,22 @@ export function blendNorm(base: Float32Array, adapter: Float32Array, t: number, 
  * Strength 0 leaves the model untouched, norms included, as the ResAdapter node does; any other strength
  * (negative too, as in that node) replaces the norms, scaled only by `normStrength`.
  */
+/**
+ * Adds one LoRA patch to a weight: into `owned` (an array this merge already made) or, when undefined, into a
+ * fresh copy of `src`. Returns the array that now holds the result.
+ */
+export type PatchAdder = (owned: Float32Array | undefined, src: Float32Array, patch: LoraPatch, strength: number) => Float32Array;
+
+const addPatchDirect: PatchAdder = (owned, src, patch, strength) => {
+  if (!owned) return applyLora(src, patch, strength);
+  addLoraInPlace(owned, patch, strength);
+  return owned;
+};
+
 export function computePatchedWeights(
   baseLookup: (key: string) => Float32Array | undefined,
   adapters: readonly AdapterApplication[],
+  addPatch: PatchAdder = addPatchDirect,
 ): Map<string, Float32Array> {
   const result = new Map<string, Float32Array>();
   const current = (key: string): Float32Array => {
@@ -138,8 +151,7 @@ export function computePatchedWeights(
     }
     for (const patch of adapter.patches) {
       const owned = result.get(patch.target);
-      if (owned) addLoraInPlace(owned, patch, adapter.strength);
-      else result.set(patch.target, applyLora(current(patch.target), patch, adapter.strength));
+      result.set(patch.target, addPatch(owned, owned ?? current(patch.target), patch, adapter.strength));
     }
   }
   return result;

@@ -5,7 +5,7 @@
  * strength costs one scaled add per patched value instead of a rank-r matrix product.
  */
 import type { LoraPatch } from '../adapters/lora-format.js';
-import { MergeError, blendNorm, loraProduct, loraScale, type AdapterApplication } from '../adapters/merge.js';
+import { MergeError, computePatchedWeights, loraProduct, loraScale, type AdapterApplication } from '../adapters/merge.js';
 
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -109,34 +109,12 @@ export function mergeAdapters(
   adapters: readonly AdapterApplication[],
   cache: LoraProductCache = sharedProductCache,
 ): Map<string, Float32Array> {
-  const result = new Map<string, Float32Array>();
-  const current = (key: string): Float32Array => {
-    const owned = result.get(key);
-    if (owned) return owned;
-    const base = baseLookup(key);
-    if (!base) throw new MergeError(key, 'the model has no such tensor');
-    return base;
-  };
-  for (const adapter of adapters) {
-    if (adapter.strength === 0) continue;
-    const t = adapter.normStrength ?? 1;
-    if (adapter.norms && t !== 0) {
-      for (const [key, value] of adapter.norms) result.set(key, blendNorm(current(key), value, t, key));
-    }
-    for (const patch of adapter.patches) {
-      const owned = result.get(patch.target);
-      if (owned) {
-        addScaledProduct(owned, owned, patch, adapter.strength, cache);
-        continue;
-      }
-      // Never written in place: the lookup may hand out arrays it keeps (a cache, a session's defaults).
-      const base = current(patch.target);
-      const dst = new Float32Array(base.length);
-      addScaledProduct(dst, base, patch, adapter.strength, cache);
-      result.set(patch.target, dst);
-    }
-  }
-  return result;
+  return computePatchedWeights(baseLookup, adapters, (owned, src, patch, strength) => {
+    // Never written in place unless this merge made the array: the lookup may hand out arrays it keeps.
+    const dst = owned ?? new Float32Array(src.length);
+    addScaledProduct(dst, src, patch, strength, cache);
+    return dst;
+  });
 }
 
 /** Checks a patch against the target's shape, so a mismatch fails when the adapter is attached, naming both keys. */

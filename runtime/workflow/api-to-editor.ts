@@ -51,6 +51,8 @@ function numericIds(prompt: ApiPrompt): Map<string, number> {
   return new Map(ids.map((id, i) => [id, allNumeric ? Number(id) : i + 1]));
 }
 
+const IMAGE_NODE_HEIGHT = 300;
+
 function widgetValues(def: NodeDefinition, inputs: Record<string, unknown>): unknown[] {
   const values: unknown[] = [];
   for (const input of def.inputs) {
@@ -108,7 +110,9 @@ export function apiToEditor(prompt: ApiPrompt, registry: NodeRegistry, options: 
     }
 
     const rows = Math.max(inputs.length, outputs.length, 1);
-    const size: [number, number] = [NODE_WIDTH, TITLE_HEIGHT + rows * SLOT_HEIGHT + values.length * WIDGET_HEIGHT];
+    const base = TITLE_HEIGHT + rows * SLOT_HEIGHT + values.length * WIDGET_HEIGHT;
+    // Output nodes grow to show their images once a run finishes: leave them that room from the start.
+    const size: [number, number] = [NODE_WIDTH, def?.outputNode ? Math.max(base, IMAGE_NODE_HEIGHT) : base];
     const column = depth.get(id)!;
     const y = columnY.get(column) ?? originY;
     columnY.set(column, y + size[1] + rowGap);
