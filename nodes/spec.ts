@@ -121,7 +121,8 @@ export interface NodeContext {
   readonly promptId: string;
   /** Aborted by `Executor.interrupt()`; long loops should check it or call `progress`, which throws when aborted. */
   readonly signal: AbortSignal;
-  progress(value: number, max: number, preview?: PreviewImage): void;
+  /** `metrics` (e.g. training loss, lr, samples/s) travel with the progress event for the CLI bar and the editor. */
+  progress(value: number, max: number, preview?: PreviewImage, metrics?: Record<string, number>): void;
   log(...args: unknown[]): void;
 }
 

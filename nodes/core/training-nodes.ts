@@ -186,10 +186,11 @@ export function trainingNodes(env: RuntimeEnv): NodeSpec[] {
               lastLog = now;
               ctx.log(line);
             }
+            const shown = { loss: metrics.loss, lr: metrics.lr, 'samples/s': metrics.samplesPerSecond };
             if (now - lastPreview > 2000 || metrics.step === steps) {
               lastPreview = now;
-              ctx.progress(metrics.step, steps, { format: 'PNG', data: await lossChartPng([...history], steps, title, line) });
-            } else ctx.progress(metrics.step, steps);
+              ctx.progress(metrics.step, steps, { format: 'PNG', data: await lossChartPng([...history], steps, title, line) }, shown);
+            } else ctx.progress(metrics.step, steps, undefined, shown);
           },
         });
         if (result.status === 'interrupted') {

@@ -26,7 +26,7 @@ export class ProgressPrinter {
         if (d.nodes.length) this.line(`cached: ${d.nodes.length} node(s) reused from the previous run`);
       }),
       events.on('executing', (d) => this.onExecuting(d.node)),
-      events.on('progress', (d) => this.onProgress(d.value, d.max)),
+      events.on('progress', (d) => this.onProgress(d.value, d.max, d.metrics)),
       events.on('execution_error', (d) => this.line(`error in node ${d.node_id} (${d.node_type}): ${d.exception_message}`)),
       events.on('execution_interrupted', (d) => this.line(`interrupted in node ${d.node_id} (${d.node_type})`)),
     ];
@@ -53,12 +53,13 @@ export class ProgressPrinter {
     else this.line(this.label);
   }
 
-  private onProgress(value: number, max: number): void {
+  private onProgress(value: number, max: number, metrics?: Record<string, number>): void {
     const elapsed = (performance.now() - this.stepStart) / 1000;
     const eta = value > 0 ? (elapsed / value) * (max - value) : 0;
     const width = 24;
     const filled = Math.round((value / Math.max(1, max)) * width);
-    const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${value}/${max}  ${elapsed.toFixed(1)}s, ETA ${eta.toFixed(1)}s`;
+    const extra = metrics ? `  ${Object.entries(metrics).map(([k, v]) => `${k} ${formatMetric(v)}`).join('  ')}` : '';
+    const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${value}/${max}  ${elapsed.toFixed(1)}s, ETA ${eta.toFixed(1)}s${extra}`;
     if (this.tty) this.out.write(`\r\x1b[2K${this.label} ${bar}`);
     else {
       const q = Math.floor((4 * value) / Math.max(1, max));
@@ -72,4 +73,8 @@ export class ProgressPrinter {
   private line(s: string): void {
     this.out.write(`${s}\n`);
   }
+}
+
+function formatMetric(v: number): string {
+  return Math.abs(v) >= 0.01 && Math.abs(v) < 1e4 ? v.toFixed(v < 10 ? 4 : 1) : v.toExponential(2);
 }

@@ -78,7 +78,8 @@ export async function executePrompt(
   if (Object.keys(v.node_errors).length && !opts.json) {
     console.error(formatValidation({ type: 'prompt_outputs_failed_validation', message: 'some outputs are skipped', details: '', extra_info: {} }, v.node_errors, prompt));
   }
-  const executor = opts.executor ?? new Executor();
+  // Node logs go to stderr with the progress: stdout carries only results (file paths or --json).
+  const executor = opts.executor ?? new Executor({ log: (e) => console.error(`[${e.nodeType} #${e.nodeId}]`, ...e.args) });
   const printer = opts.quiet ? null : new ProgressPrinter(v.graph);
   const detach = printer?.attach(executor.events);
   const onSigint = () => executor.interrupt();

@@ -10,7 +10,8 @@ export interface ExecutorEventMap {
   execution_cached: { nodes: string[]; prompt_id: string; timestamp: number };
   /** `node: null` closes every run, after success, error or interruption. */
   executing: { node: string | null; display_node?: string; prompt_id: string };
-  progress: { value: number; max: number; prompt_id: string; node: string };
+  /** `metrics` is ResFlow's addition (ComfyUI clients ignore unknown fields): e.g. loss and lr while training. */
+  progress: { value: number; max: number; prompt_id: string; node: string; metrics?: Record<string, number> };
   /**
    * Not a JSON message in ComfyUI: it travels as a binary websocket frame (type 1, then a format
    * code, then the image bytes). Kept separate so `progress` stays plain JSON.

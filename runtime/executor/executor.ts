@@ -263,9 +263,9 @@ export class Executor {
       nodeId: node.id,
       promptId,
       signal,
-      progress: (value: number, max: number, preview?: PreviewImage) => {
+      progress: (value: number, max: number, preview?: PreviewImage, metrics?: Record<string, number>) => {
         if (signal.aborted) throw new InterruptedError();
-        this.events.emit('progress', { value, max, prompt_id: promptId, node: node.id });
+        this.events.emit('progress', { value, max, prompt_id: promptId, node: node.id, ...(metrics ? { metrics } : {}) });
         if (preview) this.events.emit('preview_image', { prompt_id: promptId, node: node.id, display_node: node.id, image: preview });
       },
       log: (...args: unknown[]) => this.log({ promptId, nodeId: node.id, nodeType: node.classType, args }),

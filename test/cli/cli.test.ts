@@ -103,6 +103,17 @@ describe('resflow CLI', () => {
     expect(r.stderr).toMatch(/corrupt\.safetensors/);
   });
 
+  it('the training workflow runs from the CLI with loss and lr on the progress bar, and saves a loadable adapter', () => {
+    const r = cli(['run', join(WORKFLOWS, 'train-resadapter.json'), '--set', 'TrainResAdapter.steps=4', '--set', 'KSampler.steps=1', '--json'], dir);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/\] \d+\/4 .*loss \d/);
+    expect(r.stderr).toMatch(/lr \d/);
+    const out = JSON.parse(r.stdout);
+    expect(out.files.filter((f: string) => f.endsWith('.png')).length).toBeGreaterThanOrEqual(3);
+    expect(existsSync(join(dir, 'models', 'resadapters', 'resflow-demo-trained', 'pytorch_lora_weights.safetensors'))).toBe(true);
+    expect(existsSync(join(dir, 'models', 'resadapters', 'resflow-demo-trained', 'diffusion_pytorch_model.safetensors'))).toBe(true);
+  });
+
   it('validate, nodes and convert', () => {
     const v = cli(['validate', join(WORKFLOWS, 'resadapter-txt2img-512.json')], dir);
     expect(v.code, v.stderr).toBe(0);
