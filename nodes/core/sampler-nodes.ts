@@ -92,6 +92,20 @@ const COMMON = {
 
 const SEED = { type: 'INT', default: 0, min: 0, max: 0xffffffffffffffff, control_after_generate: true } as const;
 
+/** The inputs KSampler and KSamplerAdvanced share, read off the node's input values. */
+function commonArgs(i: Record<string, unknown>): Omit<KSamplerArgs, 'seed' | 'denoise' | 'extra'> {
+  return {
+    model: i.model as ModelValue,
+    steps: Number(i.steps),
+    cfg: Number(i.cfg),
+    sampler: String(i.sampler_name),
+    scheduler: String(i.scheduler),
+    positive: i.positive as ConditioningValue,
+    negative: i.negative as ConditioningValue,
+    latent: i.latent_image as LatentValue,
+  };
+}
+
 export function samplerNodes(): NodeSpec[] {
   return [
     {
@@ -108,24 +122,7 @@ export function samplerNodes(): NodeSpec[] {
         },
       },
       outputs: [{ type: 'LATENT' }],
-      async execute(i, ctx) {
-        const latent = await runKSampler(
-          {
-            model: i.model as ModelValue,
-            seed: seedOf(i.seed),
-            steps: Number(i.steps),
-            cfg: Number(i.cfg),
-            sampler: String(i.sampler_name),
-            scheduler: String(i.scheduler),
-            positive: i.positive as ConditioningValue,
-            negative: i.negative as ConditioningValue,
-            latent: i.latent_image as LatentValue,
-            denoise: Number(i.denoise),
-          },
-          ctx,
-        );
-        return [latent];
-      },
+      execute: async (i, ctx) => [await runKSampler({ ...commonArgs(i), seed: seedOf(i.seed), denoise: Number(i.denoise) }, ctx)],
     },
     {
       name: 'KSamplerAdvanced',
@@ -147,15 +144,8 @@ export function samplerNodes(): NodeSpec[] {
       async execute(i, ctx) {
         const latent = await runKSampler(
           {
-            model: i.model as ModelValue,
+            ...commonArgs(i),
             seed: seedOf(i.noise_seed),
-            steps: Number(i.steps),
-            cfg: Number(i.cfg),
-            sampler: String(i.sampler_name),
-            scheduler: String(i.scheduler),
-            positive: i.positive as ConditioningValue,
-            negative: i.negative as ConditioningValue,
-            latent: i.latent_image as LatentValue,
             denoise: 1,
             extra: {
               addNoise: i.add_noise === 'enable',
