@@ -68,6 +68,18 @@ describe('shareable workflows run end-to-end on the demo model', () => {
     expect(a.equals(b)).toBe(false);
   });
 
+  it('the base branch of a side-by-side graph is bit-identical to a graph without the adapter', async () => {
+    const { prompt } = loadWorkflowPrompt(DEFAULT_WORKFLOW, rt.registry);
+    const both = shrink(prompt, 2, 128);
+    const withAdapter = await run(rt, both);
+    const baseOnly = structuredClone(both);
+    for (const id of ['2', '3', '8', '10', '11', '12', '14']) delete baseOnly[id];
+    const plain = await run(rt, baseOnly);
+    const pick = (r: typeof plain) => savedFiles(rt, r.outputs).find((f) => f.includes('/base_'))!;
+    const [a, b] = await Promise.all([sharp(pick(withAdapter)).raw().toBuffer(), sharp(pick(plain)).raw().toBuffer()]);
+    expect(a.equals(b)).toBe(true);
+  });
+
   it('PNG round trip: the saved PNG carries the prompt and the editor workflow, which load back to the same graph', async () => {
     const { prompt, workflow } = loadWorkflowPrompt(DEFAULT_WORKFLOW, rt.registry);
     const small = shrink(prompt, 1, 128);
