@@ -1,9 +1,25 @@
+import { totalmem } from 'node:os';
 import { resizeNCHW, type ResizeMethod } from '../../runtime/image/resize.js';
 import type { NodeSpec } from '../spec.js';
 import type { LatentValue } from './types.js';
 
+
 /** The largest side we accept, in pixels: well past what fits in memory on a CPU anyway. */
 export const MAX_RESOLUTION = 16384;
+
+/**
+ * Refuses a tensor that could never be computed with this machine's memory, with the numbers, instead of
+ * letting an allocation fail deep inside a model. A quarter of RAM for the tensor itself leaves room for the
+ * model and its activations, which are many times larger.
+ */
+export function checkTensorFits(what: string, elements: number, node = 'node'): void {
+  const bytes = elements * 4;
+  const limit = totalmem() / 4;
+  if (bytes > limit) {
+    const gb = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
+    throw new Error(`${node}: ${what} needs ${gb(bytes)}, more than this machine can process (${gb(totalmem())} of RAM); use a smaller size or batch`);
+  }
+}
 
 export function latentNodes(): NodeSpec[] {
   return [
@@ -24,6 +40,7 @@ export function latentNodes(): NodeSpec[] {
         const h = Math.floor(Number(height) / 8);
         const w = Math.floor(Number(width) / 8);
         const b = Number(batch_size);
+        checkTensorFits(`a ${width}×${height} latent batch of ${b}`, b * 4 * h * w, 'EmptyLatentImage');
         const latent: LatentValue = { samples: { data: new Float32Array(b * 4 * h * w), shape: [b, 4, h, w] } };
         return [latent];
       },
@@ -50,6 +67,7 @@ export function latentNodes(): NodeSpec[] {
         if (w === 0 && h === 0) return [samples];
         if (w === 0) w = Math.max(1, Math.round((w0 * h) / h0));
         if (h === 0) h = Math.max(1, Math.round((h0 * w) / w0));
+        checkTensorFits(`an upscaled ${w * 8}×${h * 8} latent batch of ${s.shape[0]}`, s.shape[0] * s.shape[1] * h * w, 'LatentUpscale');
         const r = resizeNCHW(s.data, s.shape, h, w, upscale_method as ResizeMethod, crop === 'center');
         return [{ ...(samples as LatentValue), samples: { data: r.data, shape: r.shape } }];
       },

@@ -114,6 +114,21 @@ describe('resflow CLI', () => {
     expect(existsSync(join(dir, 'models', 'resadapters', 'resflow-demo-trained', 'diffusion_pytorch_model.safetensors'))).toBe(true);
   });
 
+  it('absurd sizes are refused with the numbers, not an allocation crash', () => {
+    const p = comfyApiPrompt();
+    p['5'].inputs = { width: 16384, height: 16384, batch_size: 4096 };
+    const file = join(dir, 'huge.json');
+    writeFileSync(file, JSON.stringify(p));
+    const r = cli(['run', file], dir);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/EmptyLatentImage: a 16384×16384 latent batch of 4096 needs [\d.]+ GiB, more than this machine can process/);
+    p['5'].inputs = { width: 16384, height: 16384, batch_size: 1 };
+    writeFileSync(file, JSON.stringify(p));
+    const r2 = cli(['run', file], dir);
+    expect(r2.code).toBe(1);
+    expect(r2.stderr).toMatch(/16384×16384 image \(batch 1\) needs about [\d.]+ GiB for the UNet's activations/);
+  });
+
   it('validate, nodes and convert', () => {
     const v = cli(['validate', join(WORKFLOWS, 'resadapter-txt2img-512.json')], dir);
     expect(v.code, v.stderr).toBe(0);
