@@ -1,4 +1,5 @@
-import { compileGraph, type CompiledSession, type CompileOptions, type TensorData } from '../../graph/session.js';
+import type { CompiledSession, CompileOptions, TensorData } from '../../graph/session.js';
+import { LayerSessions, checkWeightWindows, emptyWindow, packWindows, pooledIndex, weightAgainstEmpty } from '../text-common/windows.js';
 import { SafetensorsFile } from '../../safetensors/reader.js';
 import { WeightSet } from '../weights.js';
 import { CLIP_KEYS, SD1_SPECIAL_TOKENS, clipSkipLayer, inferClipConfig, type ClipConfig, type ClipSpecialTokens } from './config.js';
@@ -57,7 +58,7 @@ export function detectClipPrefix(file: SafetensorsFile): string {
  * prompt's states, windows are joined along the sequence axis, and pooled comes from the first window.
  */
 export class ClipTextEncoder {
-  private readonly sessions = new Map<string, Promise<CompiledSession>>();
+  private readonly sessions: LayerSessions;
   /** Weight names (relative to the prefix) fed at run time instead of baked into the session. */
   private readonly overridable = new Set<string>();
 
@@ -66,8 +67,10 @@ export class ClipTextEncoder {
     readonly config: ClipConfig,
     readonly specialTokens: ClipSpecialTokens,
     private readonly layerNormIntermediate: boolean,
-    private readonly compileOptions: CompileOptions,
-  ) {}
+    compileOptions: CompileOptions,
+  ) {
+    this.sessions = new LayerSessions(compileOptions);
+  }
 
   static async load(source: string | SafetensorsFile | WeightSet, opts: ClipLoadOptions = {}): Promise<ClipTextEncoder> {
     let weights: WeightSet;
@@ -126,14 +129,7 @@ export class ClipTextEncoder {
   /** The compiled session for a CLIP skip (symbolic batch: shared by every prompt and window count). */
   session(clipSkip = 1, debug = false): Promise<CompiledSession> {
     const layer = clipSkipLayer(this.config, clipSkip);
-    const key = `${layer}:${debug}`;
-    let s = this.sessions.get(key);
-    if (!s) {
-      s = compileGraph(this.graph(layer, debug).graph, this.compileOptions);
-      this.sessions.set(key, s);
-      s.catch(() => this.sessions.delete(key));
-    }
-    return s;
+    return this.sessions.get(layer, debug, () => this.graph(layer, debug).graph);
   }
 
   /**
@@ -143,17 +139,7 @@ export class ClipTextEncoder {
   async run(windows: number[][], opts: ClipEncodeOptions & { debug?: boolean } = {}): Promise<Record<string, TensorData>> {
     if (opts.overrides) this.checkOverrides(opts.overrides);
     const S = this.sequenceLength;
-    const V = this.config.vocabSize;
-    if (windows.length === 0) throw new Error('CLIP: no token windows to encode');
-    const ids = new Int32Array(windows.length * S);
-    windows.forEach((w, b) => {
-      if (w.length !== S) throw new Error(`CLIP: window ${b} has ${w.length} tokens; this model takes exactly ${S}`);
-      w.forEach((t, j) => {
-        // ORT's out-of-range Gather error names no token; ids past the vocabulary are unresolved embeddings.
-        if (!Number.isInteger(t) || t < 0 || t >= V) throw new Error(`CLIP: token id ${t} at window ${b}, position ${j} is outside the vocabulary (0..${V - 1})`);
-        ids[b * S + j] = t;
-      });
-    });
+    const ids = packWindows(windows, S, this.config.vocabSize, 'CLIP');
     const session = await this.session(opts.clipSkip, opts.debug);
     return session.run({ [CLIP_INPUT]: { data: ids, dims: [windows.length, S] } }, opts.overrides);
   }
@@ -174,12 +160,7 @@ export class ClipTextEncoder {
   async encodeTokens(tokens: number[][], weights?: number[][], opts: ClipEncodeOptions = {}): Promise<ClipEncoding> {
     const S = this.sequenceLength;
     const D = this.config.hiddenSize;
-    if (weights) {
-      if (weights.length !== tokens.length) throw new Error(`CLIP: ${weights.length} weight windows for ${tokens.length} token windows`);
-      weights.forEach((w, k) => {
-        if (w.length !== tokens[k]!.length) throw new Error(`CLIP: window ${k} has ${tokens[k]!.length} tokens but ${w.length} weights`);
-      });
-    }
+    checkWeightWindows(tokens, weights, 'CLIP');
     const sections = tokens.length;
     const hasWeights = weights?.some((w) => w.some((x) => x !== 1)) ?? false;
     const batch = [...tokens];
@@ -195,27 +176,13 @@ export class ClipTextEncoder {
 
     if (sections === 0) return this.result(z.slice(0, S * D), 1, pooled);
     const cond = z.slice(0, sections * S * D);
-    if (hasWeights) {
-      const empty = z.subarray(sections * S * D, (sections + 1) * S * D);
-      const f = Math.fround;
-      for (let k = 0; k < sections; k++) {
-        for (let j = 0; j < S; j++) {
-          const w = weights![k]![j]!;
-          if (w === 1) continue;
-          const row = (k * S + j) * D;
-          const fw = f(w);
-          // Rounded per step as PyTorch's float32 ops are.
-          for (let c = 0; c < D; c++) cond[row + c] = f(f(f(cond[row + c]! - empty[j * D + c]!) * fw) + empty[j * D + c]!);
-        }
-      }
-    }
+    if (hasWeights) weightAgainstEmpty(cond, z.subarray(sections * S * D, (sections + 1) * S * D), weights!, S, D);
     return this.result(cond, sections, pooled);
   }
 
   /** [start, end, pad...] as ComfyUI's gen_empty_tokens builds it. */
   emptyWindow(): number[] {
-    const { start, end, pad } = this.specialTokens;
-    return [start, end, ...new Array<number>(this.sequenceLength - 2).fill(pad)];
+    return emptyWindow(this.specialTokens, this.sequenceLength);
   }
 
   /**
@@ -223,8 +190,7 @@ export class ClipTextEncoder {
    * end token and takes the last counted, so a window without one pools its last position.
    */
   pooledIndex(window: number[]): number {
-    const i = window.indexOf(this.specialTokens.end);
-    return i >= 0 ? i : window.length - 1;
+    return pooledIndex(window, this.specialTokens.end);
   }
 
   private result(cond: Float32Array, windows: number, pooled: Float32Array): ClipEncoding {

@@ -1,4 +1,5 @@
-import { compileGraph, type CompiledSession, type CompileOptions, type TensorData } from '../../graph/session.js';
+import type { CompiledSession, CompileOptions, TensorData } from '../../graph/session.js';
+import { LayerSessions, checkWeightWindows, emptyWindow, packWindows, pooledIndex, weightAgainstEmpty } from '../text-common/windows.js';
 import { SafetensorsFile } from '../../safetensors/reader.js';
 import { clipSkipLayer, type ClipSpecialTokens } from '../clip/config.js';
 import { WeightSet } from '../weights.js';
@@ -49,28 +50,11 @@ export function detectOpenClipPrefix(file: SafetensorsFile): string {
 }
 
 /**
- * ComfyUI's token weighting against the empty prompt: (z - z_empty)·w + z_empty per weighted position,
- * rounded per op as float32 torch does; positions with weight exactly 1 are left alone. In place on `cond`.
- */
-export function weightAgainstEmpty(cond: Float32Array, empty: Float32Array, weights: readonly (readonly number[])[], S: number, D: number): void {
-  const f = Math.fround;
-  weights.forEach((window, k) => {
-    for (let j = 0; j < S; j++) {
-      const w = window[j]!;
-      if (w === 1) continue;
-      const row = (k * S + j) * D;
-      const fw = f(w);
-      for (let c = 0; c < D; c++) cond[row + c] = f(f(f(cond[row + c]! - empty[j * D + c]!) * fw) + empty[j * D + c]!);
-    }
-  });
-}
-
-/**
  * A loaded OpenCLIP text tower with ComfyUI's SDClipModel semantics: windows run as one batch, token
  * weights lerp from the empty prompt, pooled is projected (SDXL's `return_projected_pooled`).
  */
 export class OpenClipTextEncoder {
-  private readonly sessions = new Map<string, Promise<CompiledSession>>();
+  private readonly sessions: LayerSessions;
   private projection: Float32Array | undefined;
 
   private constructor(
@@ -78,8 +62,10 @@ export class OpenClipTextEncoder {
     readonly config: OpenClipConfig,
     readonly specialTokens: ClipSpecialTokens,
     private readonly layerNormIntermediate: boolean,
-    private readonly compileOptions: CompileOptions,
-  ) {}
+    compileOptions: CompileOptions,
+  ) {
+    this.sessions = new LayerSessions(compileOptions);
+  }
 
   static async load(source: string | SafetensorsFile | WeightSet, opts: OpenClipLoadOptions = {}): Promise<OpenClipTextEncoder> {
     let weights: WeightSet;
@@ -106,29 +92,13 @@ export class OpenClipTextEncoder {
 
   session(clipSkip = 1, debug = false): Promise<CompiledSession> {
     const layer = clipSkipLayer(this.config, clipSkip);
-    const key = `${layer}:${debug}`;
-    let s = this.sessions.get(key);
-    if (!s) {
-      s = compileGraph(this.graph(layer, debug).graph, this.compileOptions);
-      this.sessions.set(key, s);
-      s.catch(() => this.sessions.delete(key));
-    }
-    return s;
+    return this.sessions.get(layer, debug, () => this.graph(layer, debug).graph);
   }
 
   /** Raw graph outputs for windows of S ids: `last_hidden_state`, `intermediate`, and with debug the per-block states. */
   async run(windows: number[][], opts: OpenClipEncodeOptions & { debug?: boolean } = {}): Promise<Record<string, TensorData>> {
     const S = this.sequenceLength;
-    const V = this.config.vocabSize;
-    if (windows.length === 0) throw new Error('OpenCLIP: no token windows to encode');
-    const ids = new Int32Array(windows.length * S);
-    windows.forEach((w, b) => {
-      if (w.length !== S) throw new Error(`OpenCLIP: window ${b} has ${w.length} tokens; this model takes exactly ${S}`);
-      w.forEach((t, j) => {
-        if (!Number.isInteger(t) || t < 0 || t >= V) throw new Error(`OpenCLIP: token id ${t} at window ${b}, position ${j} is outside the vocabulary (0..${V - 1})`);
-        ids[b * S + j] = t;
-      });
-    });
+    const ids = packWindows(windows, S, this.config.vocabSize, 'OpenCLIP');
     const session = await this.session(opts.clipSkip ?? 1, opts.debug ?? false);
     return session.run({ [OPENCLIP_INPUT]: { data: ids, dims: [windows.length, S] } });
   }
@@ -155,10 +125,7 @@ export class OpenClipTextEncoder {
   async encodeTokens(tokens: number[][], weights?: number[][], opts: OpenClipEncodeOptions = {}): Promise<OpenClipEncoding> {
     const S = this.sequenceLength;
     const D = this.config.hiddenSize;
-    weights?.forEach((w, k) => {
-      if (w.length !== tokens[k]?.length) throw new Error(`OpenCLIP: window ${k} has ${tokens[k]?.length ?? 0} tokens but ${w.length} weights`);
-    });
-    if (weights && weights.length !== tokens.length) throw new Error(`OpenCLIP: ${weights.length} weight windows for ${tokens.length} token windows`);
+    checkWeightWindows(tokens, weights, 'OpenCLIP');
     const sections = tokens.length;
     const hasWeights = weights?.some((w) => w.some((x) => x !== 1)) ?? false;
     const batch = [...tokens];
@@ -178,13 +145,11 @@ export class OpenClipTextEncoder {
 
   /** [start, end, pad...] as gen_empty_tokens builds it (bigG: end then zeros). */
   emptyWindow(): number[] {
-    const { start, end, pad } = this.specialTokens;
-    return [start, end, ...new Array<number>(this.sequenceLength - 2).fill(pad)];
+    return emptyWindow(this.specialTokens, this.sequenceLength);
   }
 
   /** The first end token; ComfyUI pools the last position of a window that has none. */
   pooledIndex(window: number[]): number {
-    const i = window.indexOf(this.specialTokens.end);
-    return i >= 0 ? i : window.length - 1;
+    return pooledIndex(window, this.specialTokens.end);
   }
 }
