@@ -28,11 +28,26 @@ export function lowerAutodiffOp(n: Node, ins: string[], out: string, graph: Grap
     case 'conv2d_grad_input': {
       const [s, p, d] = [a.stride as number, a.padding as number, a.dilation as number];
       const w = graph.values[n.inputs[1]!]!.shape as number[];
+      const [kh, kw] = [w[2]!, w[3]!];
+      if (s === 1 && d === 1 && a.groups === 1 && p <= kh - 1 && p <= kw - 1) {
+        // Stride 1: the transposed conv is a plain Conv of dy with W flipped in space and in/out swapped,
+        // padded k-1-p, and its output is exactly ref's size. ORT's Conv is faster than its ConvTranspose,
+        // and the flip folds at load when W is an initializer.
+        const wt = e.fresh('cgi_wt');
+        e.emit('Transpose', [ins[1]!], [wt], { perm: { ints: [1, 0, 2, 3] } });
+        const wf = e.fresh('cgi_wflip');
+        e.emit('Slice', [wt, e.i64([-1, -1]), e.i64([-(kh + 1), -(kw + 1)]), e.i64([2, 3]), e.i64([-1, -1])], [wf]);
+        e.emit('Conv', [ins[0]!, wf], [out], {
+          kernel_shape: { ints: [kh, kw] },
+          pads: { ints: [kh - 1 - p, kw - 1 - p, kh - 1 - p, kw - 1 - p] },
+        });
+        return true;
+      }
       // A strided conv maps s different input sizes to one output size: emit the largest (output_padding
       // s-1) and crop to the forward input's size. The extra rows receive no real gradient.
       const ct = e.fresh('cgi_ct');
       e.emit('ConvTranspose', [ins[0]!, ins[1]!], [ct], {
-        kernel_shape: { ints: [w[2]!, w[3]!] },
+        kernel_shape: { ints: [kh, kw] },
         strides: { ints: [s, s] },
         pads: { ints: [p, p, p, p] },
         dilations: { ints: [d, d] },
@@ -152,6 +167,17 @@ function lowerConvGradWeight(n: Node, ins: string[], out: string, graph: Graph, 
   const C = graph.values[n.inputs[0]!]!.shape[1];
   const O = graph.values[n.inputs[1]!]!.shape[1];
   if (typeof C !== 'number' || typeof O !== 'number') throw new Error('conv2d_grad_weight needs fixed channel counts');
+  if (kh === 1 && kw === 1 && s === 1 && p === 0 && g === 1) {
+    // 1x1: dW[o, c] = Σ_n dy[n] · x[n]ᵀ over the flattened pixels, a batched MatMul summed over the batch.
+    const flat = e.i64([0, 0, -1]);
+    const xt = e.fresh('cgw_xt');
+    e.emit('Transpose', [h.reshape(ins[0]!, flat)], [xt], { perm: { ints: [0, 2, 1] } });
+    const prod = h.bin('MatMul', h.reshape(ins[1]!, flat), xt); // [N, O, C]
+    const sum = e.fresh('cgw_sum');
+    e.emit('ReduceSum', [prod, e.i64([0])], [sum], { keepdims: { i: 0 } });
+    e.emit('Reshape', [sum, e.i64([O, C, 1, 1])], [out]);
+    return;
+  }
   const regroup = (x: string, ch: number, perm: number[], lead: number): string => {
     const split = h.reshape(x, h.concat([h.shape(x, 0, 1), e.i64([g, ch / g]), h.shape(x, 2, 4)]));
     const t = e.fresh('cgw_t');
