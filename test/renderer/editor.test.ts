@@ -150,8 +150,12 @@ describe('editor in Chromium', () => {
 
   it('opens the node search on a double click on empty canvas', async () => {
     const box = (await page.locator('#graph').boundingBox())!;
-    await page.mouse.dblclick(box.x + 40, box.y + box.height * 0.55);
     const search = page.locator('.litesearchbox input');
+    // litegraph may swallow a double click that lands while it is still settling a redraw: try again.
+    for (let attempt = 0; attempt < 3 && !(await search.isVisible()); attempt++) {
+      await page.mouse.dblclick(box.x + 40, box.y + box.height * 0.55);
+      await search.waitFor({ timeout: 3000 }).catch(() => undefined);
+    }
     await search.waitFor();
     await search.pressSequentially('Upscale');
     await expect.poll(async () => (await page.locator('.litesearchbox .lite-search-item').allTextContents()).some((t) => t.startsWith('Upscale Image'))).toBe(true);
