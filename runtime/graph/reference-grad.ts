@@ -1,5 +1,5 @@
 import type { Node } from './ir.js';
-import { erf, size, type RefTensor } from './reference.js';
+import { erf, size, strides, type RefTensor } from './reference.js';
 
 /**
  * Float64 semantics of the ops that autodiff adds to the IR (comparison, erf and the gradient helpers). Kept
@@ -30,16 +30,6 @@ export function evaluateAutodiffOp(n: Node, ins: RefTensor[]): RefTensor | undef
   }
 }
 
-function stridesOf(dims: readonly number[]): number[] {
-  const s = new Array<number>(dims.length);
-  let acc = 1;
-  for (let i = dims.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= dims[i]!;
-  }
-  return s;
-}
-
 /** Multi-index of flat position `flat` in `dims`. */
 function unravel(flat: number, dims: readonly number[]): number[] {
   const idx = new Array<number>(dims.length);
@@ -56,8 +46,8 @@ function broadcast2(a: RefTensor, b: RefTensor, f: (x: number, y: number) => num
   const da = pad(a.dims);
   const db = pad(b.dims);
   const dims = da.map((x, i) => (x === 1 ? db[i]! : x));
-  const sa = stridesOf(da);
-  const sb = stridesOf(db);
+  const sa = strides(da);
+  const sb = strides(db);
   const data = new Float64Array(size(dims));
   for (let i = 0; i < data.length; i++) {
     const idx = unravel(i, dims);
@@ -188,7 +178,7 @@ function reduceGrad(dy: RefTensor, ref: readonly number[], axes: number[], mean:
   const ax = axes.length ? axes.map((a) => (a < 0 ? a + rank : a)) : ref.map((_, i) => i);
   const kept = ref.map((d, i) => (ax.includes(i) ? 1 : d));
   if (size(kept) !== dy.data.length) throw new Error(`reference: reduce_grad of [${dy.dims}] onto [${ref}]`);
-  const ks = stridesOf(kept);
+  const ks = strides(kept);
   const count = size(ref) / size(kept);
   const data = new Float64Array(size(ref));
   for (let i = 0; i < data.length; i++) {

@@ -45,7 +45,8 @@ export function evaluateReference(
 const toF64 = (d: RefFeed['data']): Float64Array => (d instanceof BigInt64Array ? Float64Array.from(d, Number) : Float64Array.from(d));
 export const size = (dims: readonly number[]): number => dims.reduce((a, b) => a * b, 1);
 
-function strides(dims: readonly number[]): number[] {
+/** Row-major element strides of a shape. */
+export function strides(dims: readonly number[]): number[] {
   const s = new Array<number>(dims.length);
   let acc = 1;
   for (let i = dims.length - 1; i >= 0; i--) {

@@ -29,7 +29,7 @@ async function checkEps(c: ConformanceCase, name: string, model: PatchedUnet, i:
 }
 
 /** `<prefix>weights/<ldm name>` debug tensors: compared against the handle's merged weights. */
-function checkMergedWeights(c: ConformanceCase, prefix: string, model: PatchedUnet): void {
+export function checkMergedWeights(c: ConformanceCase, prefix: string, model: PatchedUnet): void {
   const merged = model.overrides();
   for (const name of c.expected.keys()) {
     if (!name.startsWith(`${prefix}weights/`)) continue;
@@ -41,7 +41,7 @@ function checkMergedWeights(c: ConformanceCase, prefix: string, model: PatchedUn
 }
 
 /** The strengths a resadapter case was run at, from its `alpha_<s>/eps` tensors (params.strengths as fallback). */
-function resAdapterStrengths(c: ConformanceCase): Array<{ prefix: string; strength: number }> {
+export function resAdapterStrengths(c: ConformanceCase): Array<{ prefix: string; strength: number }> {
   const found = c.expected
     .keys()
     .map((k) => /^(alpha_([^/]+)\/)eps$/.exec(k))

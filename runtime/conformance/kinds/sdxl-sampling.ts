@@ -5,7 +5,7 @@ import type { ConformanceCase } from '../case.js';
 import type { CaseModels } from '../models.js';
 import { caseTextEncoder, caseVae, ids, isSdxlCase, sizesFromJson } from './sdxl-common.js';
 import type { CaseKind } from './types.js';
-import { checkRun as checkSamplerRun, stack, type RecordedRun } from './sampling.js';
+import { checkRun as checkSamplerRun, type RecordedRun } from './sampling.js';
 
 /**
  * One KSampler run on the SDXL UNet through the shared runner, with SDXL's model sampling and y. The initial

@@ -1,4 +1,3 @@
-import { UNET_PREFIX } from '../../adapters/arch-tables.js';
 import { compileGraph } from '../../graph/session.js';
 import { resolveSizes, sdxlAdm, sdxlModelSampling } from '../../models/sdxl/index.js';
 import type { UnetModel } from '../../models/unet/model.js';
@@ -8,6 +7,7 @@ import { PatchedUnet } from '../../pipeline/patched-model.js';
 import { compareTensor, type ConformanceCase } from '../case.js';
 import { isSdxlCase, sizesFromJson } from './sdxl-common.js';
 import type { CaseKind } from './types.js';
+import { checkMergedWeights, resAdapterStrengths } from './lora.js';
 import { cInScale, epsToDenoised } from './unet.js';
 
 /** Our y from the case's pooled input and params.sizes, against the y the case feeds (not an expected tensor). */
@@ -62,14 +62,6 @@ export const sdxlUnetKind: CaseKind = {
 };
 
 /** Strengths from the `alpha_<s>/eps` tensors, as the SD1 ResAdapter case lays them out. */
-function strengthsOf(c: ConformanceCase): Array<{ prefix: string; strength: number }> {
-  return c.expected
-    .keys()
-    .map((k) => /^(alpha_([^/]+)\/)eps$/.exec(k))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ prefix: m[1]!, strength: Number(m[2]) }));
-}
-
 /**
  * `lora-resadapter-sdxl`: ResAdapterLoader on the SDXL UNet at each strength (norms replaced, LoRA merged),
  * through patched handles over one shared session; the base is checked last so a leaking patch fails.
@@ -85,21 +77,14 @@ export const sdxlResAdapterKind: CaseKind = {
     const t = c.input('timesteps').data as Float32Array;
     const context = c.input('context');
     const y = c.input('y');
-    const strengths = strengthsOf(c);
+    const strengths = resAdapterStrengths(c);
     if (!strengths.length) throw new Error('case has no alpha_<s>/eps tensors');
     const first = applyResAdapter(base, files, strengths[0]!.strength, { id: 'resadapter' });
     if (first.warnings.length) throw new Error(`ResAdapter warnings: ${first.warnings.join('; ')}`);
     for (const { prefix, strength } of strengths) {
       const model = first.model.withStrength('resadapter', strength);
       c.check(`${prefix}eps`, (await model.eps(x, t, context, { y })).data as Float32Array);
-      const merged = model.overrides();
-      for (const name of c.expected.keys()) {
-        if (!name.startsWith(`${prefix}weights/`)) continue;
-        const key = UNET_PREFIX + name.slice(`${prefix}weights/`.length);
-        const w = merged?.get(key);
-        if (w) c.check(name, w);
-        else c.results.push({ tensor: name, maxError: Infinity, limit: 0, pass: false, note: `the adapter did not patch ${key}` });
-      }
+      checkMergedWeights(c, prefix, model);
     }
     c.check('eps_base', (await base.eps(x, t, context, { y })).data as Float32Array);
   },
