@@ -2,13 +2,16 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, normalize, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 
+/** Weight files people have: safetensors, and PyTorch zip checkpoints read through the restricted unpickler. */
+export const WEIGHT_EXTS = ['.safetensors', '.ckpt', '.pt', '.pth', '.bin'] as const;
+
 /** Model kinds and the folder each lives in under a models root (ComfyUI's names plus our own two). */
 export const MODEL_FOLDERS = {
-  checkpoints: { exts: ['.safetensors'], dirs: false },
-  loras: { exts: ['.safetensors'], dirs: false },
+  checkpoints: { exts: WEIGHT_EXTS, dirs: false },
+  loras: { exts: WEIGHT_EXTS, dirs: false },
   resadapters: { exts: ['.safetensors'], dirs: true },
-  controlnet: { exts: ['.safetensors'], dirs: false },
-  vae: { exts: ['.safetensors'], dirs: false },
+  controlnet: { exts: WEIGHT_EXTS, dirs: false },
+  vae: { exts: WEIGHT_EXTS, dirs: false },
   tokenizers: { exts: [], dirs: true },
 } as const;
 
