@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, normalize, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
+import { deviceSchema, MODEL_ROLES } from '../graph/devices.js';
 
 /** Model kinds and the folder each lives in under a models root (ComfyUI's names plus our own two). */
 export const MODEL_FOLDERS = {
@@ -20,6 +21,9 @@ const ConfigSchema = z
     modelRoots: z.array(z.string()).default([]),
     /** Extra folders holding CLIP vocab.json + merges.txt (e.g. ComfyUI's comfy/sd1_tokenizer). */
     tokenizerDirs: z.array(z.string()).default([]),
+    /** Where sessions run (cpu, webgpu, cuda, dml, coreml, auto) and per-model exceptions, e.g. {"vae": "cpu"}. */
+    device: deviceSchema.optional(),
+    deviceOverrides: z.partialRecord(z.enum(MODEL_ROLES), deviceSchema).optional(),
   })
   .strict();
 
