@@ -1,3 +1,4 @@
+import { cacheCommand } from './cache.js';
 import { conformanceCommand } from './conformance.js';
 import { convertCommand, demoCommand, nodesCommand, validateCommand } from './commands.js';
 import { runCommand } from './run.js';
@@ -11,6 +12,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   convert: { run: convertCommand, summary: 'convert a workflow between editor and API formats' },
   demo: { run: demoCommand, summary: 'run the main ResAdapter workflow on the embedded demo model' },
   conformance: { run: (a) => conformanceCommand(a), summary: 'check ResFlow against a conformance folder (ComfyUI reference outputs)' },
+  cache: { run: (a) => cacheCommand(a), summary: 'show the compiled-model cache and its budget; --clear empties it' },
 };
 
 export function usage(): string {

@@ -6,6 +6,7 @@ import * as ort from 'onnxruntime-node';
 import type { Graph } from './ir.js';
 import { lowerToOnnx, type LowerOptions, type PlannedWeight, type WeightLayout } from './compile.js';
 import { encodeModel, OnnxType, type OnnxTensor } from '../onnx/model.js';
+import { enforceCacheBudget, pinCacheEntry, touchCacheEntry, unpinCacheEntry } from './disk-cache.js';
 
 export interface TensorData {
   data: Float32Array | Int32Array | BigInt64Array;
@@ -72,6 +73,8 @@ export class CompiledSession {
     /** Bytes of weights the ORT session holds (what unloading it frees). */
     readonly weightBytes: number = 0,
     private readonly reopen: () => Promise<ort.InferenceSession> = () => Promise.reject(new Error('session cannot be reopened')),
+    /** Called once the ORT state is freed (lets the disk cache evict this session's files again). */
+    private readonly onUnload: () => void = () => {},
   ) {
     this.ortSession = ortSession;
   }
@@ -96,6 +99,7 @@ export class CompiledSession {
     const s = this.ortSession;
     this.ortSession = null;
     await s.release();
+    this.onUnload();
     return true;
   }
 
@@ -229,6 +233,7 @@ async function buildSession(graph: Graph, hash: string, opts: CompileOptions): P
   const sessionOptions: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' };
   if (opts.threads) sessionOptions.intraOpNumThreads = opts.threads;
   let open: () => Promise<ort.InferenceSession>;
+  let onUnload = () => {};
   if (bakedBytes <= (opts.inlineLimitBytes ?? 256 * 1024 * 1024)) {
     // Small models live in memory only; reopening lowers and loads them again from their sources.
     open = () => {
@@ -240,16 +245,28 @@ async function buildSession(graph: Graph, hash: string, opts: CompileOptions): P
       return ort.InferenceSession.create(encodeModel(l.model), sessionOptions);
     };
   } else {
-    const dir = join(opts.cacheDir ?? defaultCacheDir(), 'onnx', hash);
+    const cacheDir = opts.cacheDir ?? defaultCacheDir();
+    const dir = join(cacheDir, 'onnx', hash);
     const modelPath = join(dir, 'model.onnx');
-    open = () => {
-      // The cache folder may have been cleaned since: write it again from the sources.
-      if (!existsSync(modelPath)) writeExternalModel(dir, lowerToOnnx(graph, opts), baked, byValue);
-      return ort.InferenceSession.create(modelPath, sessionOptions);
+    open = async () => {
+      // Pinned while open: the budget below (and other sessions' budgets) never evict what a session uses.
+      pinCacheEntry(hash);
+      try {
+        // The cache folder may have been cleaned since: write it again from the sources.
+        if (!existsSync(modelPath)) writeExternalModel(dir, lowerToOnnx(graph, opts), baked, byValue);
+        touchCacheEntry(dir);
+        const s = await ort.InferenceSession.create(modelPath, sessionOptions);
+        enforceCacheBudget(cacheDir);
+        return s;
+      } catch (e) {
+        unpinCacheEntry(hash);
+        throw e;
+      }
     };
+    onUnload = () => unpinCacheEntry(hash);
   }
   const session = await open();
-  return new CompiledSession(session, hash, lowered.weights, defaults, (performance.now() - t0) / 1000, bakedBytes, open);
+  return new CompiledSession(session, hash, lowered.weights, defaults, (performance.now() - t0) / 1000, bakedBytes, open, onUnload);
 }
 
 function weightTensor(w: PlannedWeight, data: Pick<OnnxTensor, 'raw' | 'external'>): OnnxTensor {
