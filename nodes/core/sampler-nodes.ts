@@ -1,6 +1,6 @@
 import { totalmem } from 'node:os';
 import sharp from 'sharp';
-import type { Vae } from '../../runtime/models/vae/index.js';
+import { decodeWholeOrTiled, type Vae } from '../../runtime/models/vae/index.js';
 import type { ImageBatch } from '../../runtime/image/image.js';
 import { latentPreview } from '../../runtime/sampling/preview.js';
 import { sample, type SampleOptions } from '../../runtime/sampling/sample.js';
@@ -183,8 +183,6 @@ export function samplerNodes(): NodeSpec[] {
 
 type Shape4 = [number, number, number, number];
 
-/** Above this many output pixels an untiled decode's attention would need GBs: decode in tiles instead. */
-const AUTO_TILE_PIXELS = 1536 * 1536;
 
 export function vaeNodes(): NodeSpec[] {
   return [
@@ -194,12 +192,13 @@ export function vaeNodes(): NodeSpec[] {
       category: 'latent',
       inputs: { required: { samples: { type: 'LATENT' }, vae: { type: 'VAE' } } },
       outputs: [{ type: 'IMAGE' }],
-      async execute({ samples, vae }) {
-        const v = vae as Vae;
+      async execute({ samples, vae }, ctx) {
         const s = (samples as LatentValue).samples;
-        const z = { data: s.data, shape: [...s.shape] as Shape4 };
-        const pixels = s.shape[2] * s.shape[3] * v.downscale * v.downscale;
-        return [(pixels > AUTO_TILE_PIXELS ? await v.decodeTiled(z) : await v.decode(z)) as ImageBatch];
+        // Whole like ComfyUI; tiles only when it cannot fit, and then the user is told.
+        const { image, plan } = await decodeWholeOrTiled(vae as Vae, { data: s.data, shape: [...s.shape] as Shape4 });
+        if (plan.mode === 'whole') return [image as ImageBatch];
+        ctx.log(plan.reason);
+        return { ui: { text: [plan.reason!] }, result: [image as ImageBatch] };
       },
     },
     {

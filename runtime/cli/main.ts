@@ -1,3 +1,4 @@
+import { cacheCommand } from './cache.js';
 import { conformanceCommand } from './conformance.js';
 import { convertCommand, demoCommand, nodesCommand, validateCommand } from './commands.js';
 import { applyDeviceSettings, takeDeviceFlag } from './device-flag.js';
@@ -14,6 +15,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   demo: { run: demoCommand, summary: 'run the main ResAdapter workflow on the embedded demo model' },
   conformance: { run: (a) => conformanceCommand(a), summary: 'check ResFlow against a conformance folder (ComfyUI reference outputs)' },
   worker: { run: workerCommand, summary: 'run prompts for a farm front server through Redis (see --help)' },
+  cache: { run: (a) => cacheCommand(a), summary: 'show the compiled-model cache and its budget; --clear empties it' },
 };
 
 export function usage(): string {

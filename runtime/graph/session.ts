@@ -7,6 +7,7 @@ import type { Graph } from './ir.js';
 import { lowerToOnnx, type LowerOptions, type PlannedWeight, type WeightLayout } from './compile.js';
 import { createOnDevice, deviceFor, portableLowering, type ModelRole } from './devices.js';
 import { encodeModel, OnnxType, type OnnxTensor } from '../onnx/model.js';
+import { enforceCacheBudget, pinCacheEntry, touchCacheEntry, unpinCacheEntry } from './disk-cache.js';
 
 export interface TensorData {
   data: Float32Array | Int32Array | BigInt64Array;
@@ -82,6 +83,8 @@ export class CompiledSession {
     /** Bytes of weights the ORT session holds (what unloading it frees). */
     readonly weightBytes: number = 0,
     private readonly reopen: () => Promise<ort.InferenceSession> = () => Promise.reject(new Error('session cannot be reopened')),
+    /** Called once the ORT state is freed (lets the disk cache evict this session's files again). */
+    private readonly onUnload: () => void = () => {},
   ) {
     this.ortSession = ortSession;
   }
@@ -106,6 +109,7 @@ export class CompiledSession {
     const s = this.ortSession;
     this.ortSession = null;
     await s.release();
+    this.onUnload();
     return true;
   }
 
@@ -243,6 +247,7 @@ async function buildSession(graph: Graph, hash: string, opts: CompileOptions): P
   const device = deviceFor(opts.role);
   const create = (source: Uint8Array | string) => createOnDevice((o) => (typeof source === 'string' ? ort.InferenceSession.create(source, o) : ort.InferenceSession.create(source, o)), sessionOptions, device).then((d) => d.session);
   let open: () => Promise<ort.InferenceSession>;
+  let onUnload = () => {};
   if (bakedBytes <= (opts.inlineLimitBytes ?? 256 * 1024 * 1024)) {
     // Small models live in memory only; reopening lowers and loads them again from their sources.
     open = () => {
@@ -254,16 +259,28 @@ async function buildSession(graph: Graph, hash: string, opts: CompileOptions): P
       return create(encodeModel(l.model));
     };
   } else {
-    const dir = join(opts.cacheDir ?? defaultCacheDir(), 'onnx', hash);
+    const cacheDir = opts.cacheDir ?? defaultCacheDir();
+    const dir = join(cacheDir, 'onnx', hash);
     const modelPath = join(dir, 'model.onnx');
-    open = () => {
-      // The cache folder may have been cleaned since: write it again from the sources.
-      if (!existsSync(modelPath)) writeExternalModel(dir, lowerToOnnx(graph, opts), baked, byValue);
-      return create(modelPath);
+    open = async () => {
+      // Pinned while open: the budget below (and other sessions' budgets) never evict what a session uses.
+      pinCacheEntry(hash);
+      try {
+        // The cache folder may have been cleaned since: write it again from the sources.
+        if (!existsSync(modelPath)) writeExternalModel(dir, lowerToOnnx(graph, opts), baked, byValue);
+        touchCacheEntry(dir);
+        const s = await create(modelPath);
+        enforceCacheBudget(cacheDir);
+        return s;
+      } catch (e) {
+        unpinCacheEntry(hash);
+        throw e;
+      }
     };
+    onUnload = () => unpinCacheEntry(hash);
   }
   const session = await open();
-  return new CompiledSession(session, hash, lowered.weights, defaults, (performance.now() - t0) / 1000, bakedBytes, open);
+  return new CompiledSession(session, hash, lowered.weights, defaults, (performance.now() - t0) / 1000, bakedBytes, open, onUnload);
 }
 
 function weightTensor(w: PlannedWeight, data: Pick<OnnxTensor, 'raw' | 'external'>): OnnxTensor {

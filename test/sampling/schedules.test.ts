@@ -8,12 +8,12 @@ import {
 } from '../../runtime/sampling/model-sampling.js';
 import { SCHEDULER_NAMES, calculateSigmas, scheduleSigmas } from '../../runtime/sampling/schedulers.js';
 import { SamplingValidationError } from '../../runtime/sampling/types.js';
-import { compareTensor, hasCase, loadCase, toleranceOf, type CaseRun } from './conformance.js';
+import { compareTensor, loadCase, toleranceOf, type CaseRun } from './conformance.js';
 
 const ms = new ModelSampling();
 
-describe.skipIf(!hasCase('samplers'))('model sampling vs ComfyUI', () => {
-  const c = hasCase('samplers') ? loadCase('samplers') : null;
+describe('model sampling vs ComfyUI', () => {
+  const c = loadCase('samplers');
   it.each(['model_sampling/sigmas', 'model_sampling/log_sigmas'])('%s', (name) => {
     const actual = name.endsWith('log_sigmas') ? ms.logSigmas : ms.sigmas;
     expect(compareTensor(actual, c!.expected.readFloat32(name), toleranceOf(c!, name))).toBeNull();
@@ -84,9 +84,9 @@ describe('model sampling', () => {
   });
 });
 
-const CASES = ['samplers', 'img2img', 'samplers-controlnet', 'pipeline-txt2img'].filter(hasCase);
+const CASES = ['samplers', 'img2img', 'samplers-controlnet', 'pipeline-txt2img'];
 
-describe.skipIf(CASES.length === 0)('every recorded sigma schedule', () => {
+describe('every recorded sigma schedule', () => {
   const entries = CASES.flatMap((name) => {
     const c = loadCase(name);
     const p = c.json.params;
