@@ -1,0 +1,5 @@
+import type { CaseKind } from './types.js';
+import { modelPatchesKind } from './model-patches.js';
+
+/** Kinds of ../conformance-nodes cases about models: patches, merges, upscale models, hypernetworks. */
+export const NODES_MODEL_KINDS: CaseKind[] = [modelPatchesKind];
