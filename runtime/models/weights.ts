@@ -23,10 +23,21 @@ export class WeightSet {
   constructor(
     readonly file: SafetensorsFile,
     readonly prefix: string,
+    /** What identifies the content when `file` is not a plain file on disk (e.g. a merge of two models). */
+    identity?: string,
   ) {
+    if (identity !== undefined) {
+      this.identity = identity;
+      return;
+    }
     const st = statSync(file.path);
     // Path + size + mtime identify the content cheaply; the compiled-model cache keys on it.
     this.identity = `${file.path}:${st.size}:${st.mtimeMs}`;
+  }
+
+  /** The content identity compiled-model caches key on. */
+  get contentId(): string {
+    return this.identity;
   }
 
   has(name: string): boolean {

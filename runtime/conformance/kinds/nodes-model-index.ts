@@ -1,5 +1,6 @@
 import type { CaseKind } from './types.js';
 import { modelPatchesKind } from './model-patches.js';
+import { clipMergeKind, modelMergeKind } from './merges.js';
 
 /** Kinds of ../conformance-nodes cases about models: patches, merges, upscale models, hypernetworks. */
-export const NODES_MODEL_KINDS: CaseKind[] = [modelPatchesKind];
+export const NODES_MODEL_KINDS: CaseKind[] = [modelPatchesKind, modelMergeKind, clipMergeKind];
