@@ -1,6 +1,7 @@
 import type { CaseKind } from './types.js';
 import { modelPatchesKind } from './model-patches.js';
 import { clipMergeKind, modelMergeKind } from './merges.js';
+import { upscaleModelKind } from './upscale-model.js';
 
 /** Kinds of ../conformance-nodes cases about models: patches, merges, upscale models, hypernetworks. */
-export const NODES_MODEL_KINDS: CaseKind[] = [modelPatchesKind, modelMergeKind, clipMergeKind];
+export const NODES_MODEL_KINDS: CaseKind[] = [modelPatchesKind, modelMergeKind, clipMergeKind, upscaleModelKind];
