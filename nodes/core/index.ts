@@ -9,6 +9,7 @@ import { sdxlNodes } from './sdxl-nodes.js';
 import { trainingNodes } from './training-nodes.js';
 import { modelPatchNodes } from './model-patch-nodes.js';
 import { mergeNodes } from './merge-nodes.js';
+import { upscaleNodes } from './upscale-nodes.js';
 
 /** The built-in node library for one runtime environment (ComfyUI core class names where they exist). */
 export function createCoreRegistry(env: RuntimeEnv): NodeRegistry {
@@ -16,6 +17,7 @@ export function createCoreRegistry(env: RuntimeEnv): NodeRegistry {
   registry.registerAll([...loaderNodes(env), ...conditioningNodes(), ...sdxlNodes(), ...samplerNodes(), ...vaeNodes(), ...latentNodes(), ...imageNodes(env), ...trainingNodes(env)]);
   registry.registerAll(modelPatchNodes());
   registry.registerAll(mergeNodes(env));
+  registry.registerAll(upscaleNodes(env));
   // Our own names for nodes ComfyUI calls otherwise.
   registry.alias('LoadCheckpoint', 'CheckpointLoaderSimple');
   registry.alias('LoadControlNet', 'ControlNetLoader');

@@ -10,6 +10,8 @@ export const MODEL_FOLDERS = {
   controlnet: { exts: ['.safetensors'], dirs: false },
   vae: { exts: ['.safetensors'], dirs: false },
   tokenizers: { exts: [], dirs: true },
+  upscale_models: { exts: ['.safetensors'], dirs: false },
+  hypernetworks: { exts: ['.safetensors', '.pt'], dirs: false },
 } as const;
 
 export type ModelFolder = keyof typeof MODEL_FOLDERS;
