@@ -7,7 +7,7 @@ import { REPO } from '../nodes/helpers.js';
 const FOLDER = resolve(REPO, '../shared/conformance-nodes');
 
 /** The cases of ../shared/conformance-nodes about models (patches, merges, upscale models, hypernetworks). */
-const MODEL_CASES = ['freeu', 'deep-shrink', 'hypertile', 'model-merge', 'clip-merge', 'upscale-model'];
+const MODEL_CASES = ['freeu', 'deep-shrink', 'hypertile', 'model-merge', 'clip-merge', 'upscale-model', 'hypernetwork'];
 
 describe('ComfyUI model-node conformance (../shared/conformance-nodes)', () => {
   it('the shared data is present and lists these cases', () => {

@@ -26,6 +26,8 @@ export interface BlockContext {
    * module name (`....attn1`) and head count; returns undefined to keep the plain attention.
    */
   selfAttention?: (n1: T, name: string, heads: number) => T | undefined;
+  /** Rewrites the key and value inputs of every attention before their projections (hypernetworks). */
+  kvHook?: (k: T, v: T) => { k: T; v: T };
 }
 
 export type ConvHook = (name: string, x: T, y: T, o: { stride: number; padding: number }) => T;
@@ -92,8 +94,9 @@ export function resBlock(c: BlockContext, x: T, embAct: T, name: string): T {
 
 function attention(c: BlockContext, x: T, context: T, name: string, heads: number): T {
   const q = linear(c, x, `${name}.to_q`);
-  const k = linear(c, context, `${name}.to_k`);
-  const v = linear(c, context, `${name}.to_v`);
+  const kv = c.kvHook ? c.kvHook(context, context) : { k: context, v: context };
+  const k = linear(c, kv.k, `${name}.to_k`);
+  const v = linear(c, kv.v, `${name}.to_v`);
   return linear(c, c.g.attention(q, k, v, heads), `${name}.to_out.0`);
 }
 

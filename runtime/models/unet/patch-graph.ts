@@ -86,14 +86,15 @@ export function tiledSelfAttention(
   k: number,
   heads: number,
   project: (x: T, which: 'to_q' | 'to_k' | 'to_v' | 'to_out.0') => T,
+  kv: { k: T; v: T } = { k: n1, v: n1 },
 ): T {
   const n = n1.shape[1]!;
   const perm = g.input(`hypertile_${k}_perm`, 'int64', [n]);
   const inv = g.input(`hypertile_${k}_inv`, 'int64', [n]);
   const shape = g.input(`hypertile_${k}_shape`, 'int64', [3]);
   const q = project(g.gather(n1, perm, 1), 'to_q');
-  const kk = project(n1, 'to_k');
-  const v = project(n1, 'to_v');
+  const kk = project(kv.k, 'to_k');
+  const v = project(kv.v, 'to_v');
   const tileShape = (t: T) => [`ht${k}_bt`, `ht${k}_nt`, t.shape[2]!];
   const o = g.attention(g.reshapeTo(q, shape, tileShape(q)), g.reshapeTo(kk, shape, tileShape(kk)), g.reshapeTo(v, shape, tileShape(v)), heads);
   return project(g.gather(g.reshapeLike(o, q), inv, 1), 'to_out.0');

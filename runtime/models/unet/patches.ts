@@ -8,6 +8,7 @@
 import type { UnetConfig } from './config.js';
 import { bislerpAxis, fourierLowPass, interpMatrix, pyRound, transposed, type LatentResizeMethod } from './resample-weights.js';
 import type { TensorData } from '../../graph/session.js';
+import type { HypernetworkPatch } from '../hypernetwork/hypernetwork.js';
 
 export interface FreeUPatch {
   kind: 'freeu';
@@ -38,7 +39,7 @@ export interface HyperTilePatch {
   scaleDepth: boolean;
 }
 
-export type UnetPatch = FreeUPatch | DeepShrinkPatch | HyperTilePatch;
+export type UnetPatch = FreeUPatch | DeepShrinkPatch | HyperTilePatch | HypernetworkPatch;
 
 /** What one model call needs besides x, timesteps and context. */
 export interface UnetPatchCall {
@@ -60,10 +61,12 @@ export interface UnetPatchVariant {
   shrink: { block: number; afterSkip: boolean; down: LatentResizeMethod; up: LatentResizeMethod; resizeAt: number[] } | null;
   /** attn1 layers (UNet order) that HyperTile may tile at these sizes. */
   tiled: number[];
+  /** Hypernetworks on every attention's k and v, in the order applied. */
+  hypernetworks: HypernetworkPatch[];
 }
 
 export function variantKey(v: UnetPatchVariant): string {
-  return JSON.stringify(v);
+  return JSON.stringify({ ...v, hypernetworks: v.hypernetworks.map((h) => h.id) });
 }
 
 interface Trace {
@@ -136,7 +139,7 @@ export function planPatchedCall(cfg: UnetConfig, layout: UnetLayout, xDims: read
   const shrink = activeShrink(call);
   const trace = traceSizes(cfg, layout.hasUpsample, H, W, shrink);
   const feeds: Record<string, TensorData> = {};
-  const variant: UnetPatchVariant = { freeu: null, shrink: null, tiled: [] };
+  const variant: UnetPatchVariant = { freeu: null, shrink: null, tiled: [], hypernetworks: call.patches.filter((p): p is HypernetworkPatch => p.kind === 'hypernetwork') };
 
   if (shrink && trace.shrink && !same(trace.shrink.from, trace.shrink.to)) {
     const resizeAt: number[] = [];

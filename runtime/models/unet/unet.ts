@@ -5,6 +5,7 @@ import { type BlockContext, type ConvHook, downsample, linearLayer, outHead, res
 import { headsFor, type UnetConfig } from './config.js';
 import { freeuInGraph, resizeInGraph, tiledSelfAttention } from './patch-graph.js';
 import { freeuScale, type UnetPatchVariant } from './patches.js';
+import { hypernetworkKv } from '../hypernetwork/hypernetwork.js';
 
 export interface UnetGraphOptions {
   /** Add ControlNet residual inputs (`control_0..n`, `control_middle`) to the skip connections and middle block. */
@@ -38,13 +39,17 @@ export function buildUnetGraph(w: WeightSet, cfg: UnetConfig, opts: UnetGraphOpt
   if (opts.convHook) c.convHook = opts.convHook;
   const patches = opts.patches;
   const shrink = patches?.shrink ?? null;
+  if (patches?.hypernetworks.length) {
+    const hn = patches.hypernetworks;
+    c.kvHook = (k, v) => hypernetworkKv(g, hn, k, v);
+  }
   if (patches?.tiled.length) {
     let layer = 0;
     const tiled = new Set(patches.tiled);
     c.selfAttention = (n1, name, heads) => {
       const k = layer++;
       if (!tiled.has(k)) return undefined;
-      return g.scope(name, () => tiledSelfAttention(g, n1, k, heads, (x, which) => linearLayer(c, x, `${name}.${which}`)));
+      return g.scope(name, () => tiledSelfAttention(g, n1, k, heads, (x, which) => linearLayer(c, x, `${name}.${which}`), c.kvHook?.(n1, n1)));
     };
   }
   const x = g.input('x', 'float32', ['B', cfg.inChannels, 'H', 'W']);
