@@ -15,7 +15,7 @@ import { upscaleNodes } from './upscale-nodes.js';
 export function createCoreRegistry(env: RuntimeEnv): NodeRegistry {
   const registry = new NodeRegistry();
   registry.registerAll([...loaderNodes(env), ...conditioningNodes(), ...sdxlNodes(), ...samplerNodes(), ...vaeNodes(), ...latentNodes(), ...imageNodes(env), ...trainingNodes(env)]);
-  registry.registerAll(modelPatchNodes());
+  registry.registerAll(modelPatchNodes(env));
   registry.registerAll(mergeNodes(env));
   registry.registerAll(upscaleNodes(env));
   // Our own names for nodes ComfyUI calls otherwise.

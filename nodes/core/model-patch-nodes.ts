@@ -1,5 +1,8 @@
 import { DEEP_SHRINK_DEFAULTS, DEEP_SHRINK_METHODS, FREEU_DEFAULTS, HYPERTILE_DEFAULTS, deepShrinkPatch, freeuPatch, hyperTilePatch } from '../../runtime/pipeline/unet-patch-specs.js';
 import type { UnetPatch } from '../../runtime/models/unet/patches.js';
+import { statSync } from 'node:fs';
+import { loadHypernetwork, UnsupportedActivationError } from '../../runtime/models/hypernetwork/hypernetwork.js';
+import type { RuntimeEnv } from '../env.js';
 import type { NodeSpec } from '../spec.js';
 import type { ModelValue } from './types.js';
 
@@ -26,10 +29,44 @@ function freeuNode(name: 'FreeU' | 'FreeU_V2'): NodeSpec {
   };
 }
 
-export function modelPatchNodes(): NodeSpec[] {
+function hypernetworkNode(env: RuntimeEnv): NodeSpec {
+  return {
+    name: 'HypernetworkLoader',
+    category: 'loaders',
+    description: 'Applies an A1111 hypernetwork (.pt from models/hypernetworks) to the keys and values of every attention of a matching width.',
+    inputs: {
+      required: {
+        model: { type: 'MODEL' },
+        hypernetwork_name: { type: 'COMBO', options: () => env.folders.list('hypernetworks') },
+        strength: { type: 'FLOAT', default: 1.0, min: -10, max: 10, step: 0.01 },
+      },
+    },
+    outputs: [{ type: 'MODEL' }],
+    isChanged: ({ hypernetwork_name }) => {
+      try {
+        return statSync(env.folders.resolve('hypernetworks', String(hypernetwork_name))).mtimeMs;
+      } catch {
+        return NaN;
+      }
+    },
+    execute({ model, hypernetwork_name, strength }, ctx) {
+      try {
+        return patched(model, loadHypernetwork(env.folders.resolve('hypernetworks', String(hypernetwork_name)), Number(strength)));
+      } catch (e) {
+        // As ComfyUI: an activation it does not know leaves the model as it is, with the reason logged.
+        if (!(e instanceof UnsupportedActivationError)) throw e;
+        ctx.log(e.message);
+        return [model as ModelValue];
+      }
+    },
+  };
+}
+
+export function modelPatchNodes(env: RuntimeEnv): NodeSpec[] {
   const ds = DEEP_SHRINK_DEFAULTS;
   const ht = HYPERTILE_DEFAULTS;
   return [
+    hypernetworkNode(env),
     freeuNode('FreeU'),
     freeuNode('FreeU_V2'),
     {

@@ -11,7 +11,7 @@ export const MODEL_FOLDERS = {
   vae: { exts: ['.safetensors'], dirs: false },
   tokenizers: { exts: [], dirs: true },
   upscale_models: { exts: ['.safetensors'], dirs: false },
-  hypernetworks: { exts: ['.safetensors', '.pt'], dirs: false },
+  hypernetworks: { exts: ['.pt', '.pth'], dirs: false },
 } as const;
 
 export type ModelFolder = keyof typeof MODEL_FOLDERS;

@@ -30,6 +30,9 @@ export interface HypernetworkPatch {
   modules: Array<{ dim: number; k: HnLayer[]; v: HnLayer[] }>;
 }
 
+/** ComfyUI logs these and returns the model unpatched; the node does the same. */
+export class UnsupportedActivationError extends TorchFileError {}
+
 const isTensor = (v: PickleValue): v is TorchTensor => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Map) && v.kind === 'tensor';
 
 function mlp(path: string, sd: PickleValue, activation: HypernetworkActivation, layerNorm: boolean, activateOutput: boolean): HnLayer[] {
@@ -67,7 +70,7 @@ export function loadHypernetwork(path: string, strength: number): HypernetworkPa
   if (!(root instanceof Map)) throw new TorchFileError(path, 'not a hypernetwork (the file does not hold a dict)');
   const activation = String(root.get('activation_func') ?? 'linear');
   if (!(HYPERNETWORK_ACTIVATIONS as readonly string[]).includes(activation)) {
-    throw new TorchFileError(path, `unsupported activation_func "${activation}" (known: ${HYPERNETWORK_ACTIVATIONS.join(', ')})`);
+    throw new UnsupportedActivationError(path, `unsupported activation_func "${activation}" (known: ${HYPERNETWORK_ACTIVATIONS.join(', ')})`);
   }
   const layerNorm = root.get('is_layer_norm') === true;
   const activateOutput = root.get('activate_output') === true;
