@@ -10,6 +10,7 @@ import { trainingNodes } from './training-nodes.js';
 import { modelPatchNodes } from './model-patch-nodes.js';
 import { mergeNodes } from './merge-nodes.js';
 import { upscaleNodes } from './upscale-nodes.js';
+import { diffControlNetNodes } from './diff-controlnet-nodes.js';
 
 /** The built-in node library for one runtime environment (ComfyUI core class names where they exist). */
 export function createCoreRegistry(env: RuntimeEnv): NodeRegistry {
@@ -18,6 +19,7 @@ export function createCoreRegistry(env: RuntimeEnv): NodeRegistry {
   registry.registerAll(modelPatchNodes(env));
   registry.registerAll(mergeNodes(env));
   registry.registerAll(upscaleNodes(env));
+  registry.registerAll(diffControlNetNodes(env));
   // Our own names for nodes ComfyUI calls otherwise.
   registry.alias('LoadCheckpoint', 'CheckpointLoaderSimple');
   registry.alias('LoadControlNet', 'ControlNetLoader');
