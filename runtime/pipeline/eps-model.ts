@@ -5,6 +5,7 @@ import type { ActiveControl, CondBatch, EpsModel, Shape4 } from '../sampling/typ
 import { resizeHint } from '../image/resize.js';
 import type { UnetPatch } from '../models/unet/patches.js';
 import { globalTorchRandint } from '../sampling/global-randint.js';
+import { isT2IControl, t2iInputControl } from './t2i-control.js';
 
 export interface EpsModelOptions {
   /** Adapter-patched weights for this model (full checkpoint keys), fed per call: no session rebuild. */
@@ -66,9 +67,15 @@ export function unetEpsModel(unet: UnetModel, opts: EpsModelOptions = {}): EpsMo
     const x: TensorData = { data: xIn, dims: shape };
     const ts = new Float32Array(shape[0]).fill(timestep);
     const context: TensorData = { data: cond.context, dims: cond.contextShape };
-    const control = cond.controls.length ? await controlResiduals(cond.controls, x, { data: ts, dims: [ts.length] }, context) : undefined;
+    const cnets = cond.controls.filter((c) => !isT2IControl(c));
+    const adapters = cond.controls.filter(isT2IControl);
+    const control = cnets.length ? await controlResiduals(cnets, x, { data: ts, dims: [ts.length] }, context) : undefined;
     const callOpts: Parameters<UnetModel['eps']>[3] = {};
     if (control) callOpts.control = control;
+    if (adapters.length) {
+      const inputControl = await t2iInputControl(adapters, shape, unet.config);
+      if (inputControl.size) callOpts.inputControl = inputControl;
+    }
     if (opts.overrides) callOpts.overrides = opts.overrides;
     const y = opts.y?.(cond);
     if (y) callOpts.y = y;

@@ -13,6 +13,8 @@ export interface UnetCallOptions {
   y?: TensorData;
   /** Forward patches (FreeU, Deep Shrink, HyperTile) with this call's sigma and random source. */
   patch?: UnetPatchCall;
+  /** Tensors added to the output of input blocks (T2I-Adapter features, strength applied), by block index. */
+  inputControl?: ReadonlyMap<number, TensorData>;
 }
 
 /**
@@ -64,11 +66,11 @@ export class UnetModel {
   }
 
   /** The plain session, or one variant of the patched graph (a session per distinct structure). */
-  session(withControl: boolean, patches?: UnetPatchVariant): Promise<CompiledSession> {
-    const key = (withControl ? 'control' : 'plain') + (patches ? `|${variantKey(patches)}` : '');
+  session(withControl: boolean, patches?: UnetPatchVariant, inputControlBlocks: readonly number[] = []): Promise<CompiledSession> {
+    const key = (withControl ? 'control' : 'plain') + (patches ? `|${variantKey(patches)}` : '') + (inputControlBlocks.length ? `|in:${inputControlBlocks.join(',')}` : '');
     let s = this.sessions.get(key);
     if (!s) {
-      s = compileGraph(buildUnetGraph(this.weights, this.config, { withControl, overridable: this.overridable, ...(patches ? { patches } : {}) }));
+      s = compileGraph(buildUnetGraph(this.weights, this.config, { withControl, overridable: this.overridable, ...(patches ? { patches } : {}), ...(inputControlBlocks.length ? { inputControlBlocks } : {}) }));
       this.sessions.set(key, s);
       s.catch(() => this.sessions.delete(key));
     }
@@ -89,7 +91,9 @@ export class UnetModel {
       variant = plan.variant;
       Object.assign(feeds, plan.feeds);
     }
-    const s = await this.session(Boolean(opts.control), variant);
+    const inBlocks = opts.inputControl ? [...opts.inputControl.keys()].sort((a, b) => a - b) : [];
+    for (const i of inBlocks) feeds[`control_in_${i}`] = opts.inputControl!.get(i)!;
+    const s = await this.session(Boolean(opts.control), variant, inBlocks);
     const r = await s.run(feeds, opts.overrides);
     return r.eps!;
   }

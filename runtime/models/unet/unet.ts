@@ -20,6 +20,8 @@ export interface UnetGraphOptions {
   convHook?: ConvHook;
   /** Forward patches (FreeU, Deep Shrink, HyperTile) in the structure of one call; see patches.ts. */
   patches?: UnetPatchVariant;
+  /** Input blocks whose output gets an added `control_in_<i>` input (T2I-Adapter features). */
+  inputControlBlocks?: readonly number[];
 }
 
 /** Names of the ControlNet residual inputs for a config, in skip-connection order. */
@@ -84,6 +86,8 @@ export function buildUnetGraph(w: WeightSet, cfg: UnetConfig, opts: UnetGraphOpt
       h = resBlock(c, h, embAct, `${name}.0`);
       if (blk.attn) h = spatialTransformer(c, h, context, `${name}.1`, cfg.inputTransformerDepth[i]!, headsFor(cfg, blk.outCh), cfg.useLinearInTransformer);
     }
+    // ComfyUI's apply_control(h, control, 'input'): added before the skip is taken.
+    if (opts.inputControlBlocks?.includes(i)) h = g.add(h, g.input(`control_in_${i}`, 'float32', ['B', skipChannels(cfg, i), `hi${i}`, `wi${i}`]));
     inter(name, h);
     // Deep Shrink: ComfyUI's input_block_patch (the skip is the downscaled h) or ..._after_skip.
     if (shrink && i === shrink.block && !shrink.afterSkip) h = resizeInGraph(g, h, 'shrink_in', shrink.down);
