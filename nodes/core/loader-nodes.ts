@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
 import { detectFamily } from '../../runtime/models/checkpoint.js';
 import { ControlNet } from '../../runtime/models/controlnet/controlnet.js';
+import { isT2IAdapterFile, T2IAdapter } from '../../runtime/models/t2i/adapter.js';
 import { Vae } from '../../runtime/models/vae/index.js';
 import { resolveResAdapterFiles, type ResAdapter } from '../../runtime/adapters/resadapter.js';
 import { applyResAdapter, loadLoraForModels } from '../../runtime/pipeline/adapter-loaders.js';
@@ -175,7 +176,11 @@ export function loaderNodes(env: RuntimeEnv): NodeSpec[] {
       inputs: { required: { control_net_name: { type: 'COMBO', options: list('controlnet') } } },
       outputs: [{ type: 'CONTROL_NET' }],
       isChanged: ({ control_net_name }) => mtimeOf(env, 'controlnet', control_net_name),
-      execute: async ({ control_net_name }) => [await ControlNet.load(env.folders.resolve('controlnet', String(control_net_name)))],
+      execute: async ({ control_net_name }) => {
+        const path = env.folders.resolve('controlnet', String(control_net_name));
+        // T2I-Adapters share the folder and the node, as in ComfyUI.
+        return [isT2IAdapterFile(SafetensorsFile.open(path)) ? T2IAdapter.load(path) : await ControlNet.load(path)];
+      },
     },
   ];
 }

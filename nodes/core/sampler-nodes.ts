@@ -47,8 +47,9 @@ function checkContextWidth(model: ModelValue, cond: ConditioningValue, side: str
 function samplerModel(a: KSamplerArgs): EpsModel {
   checkContextWidth(a.model, a.positive, 'positive');
   checkContextWidth(a.model, a.negative, 'negative');
-  if (a.model.family === 'sdxl') return sdxlSamplerModel(a.model, a.positive, a.negative, a.latent.samples.shape);
-  return a.model.unet.epsModel();
+  if (a.model.family === 'sdxl') return sdxlSamplerModel(a.model, a.positive, a.negative, a.latent.samples.shape, a.seed);
+  // The seed goes along for patches that draw from torch's global generator after prepare_noise (HyperTile).
+  return a.model.unet.epsModel({ seed: a.seed });
 }
 
 /**

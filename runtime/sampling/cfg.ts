@@ -166,6 +166,7 @@ export function makeCfgDenoiser(options: CfgDenoiserOptions): Denoiser {
       contextShape: [n * batch, tokens, dim],
       controls: active,
       condOrUncond: sides.map((s) => s.kind),
+      sigma,
     };
     if (options.signal?.aborted) throw new InterruptedError();
     const out = await model(xIn, callShape, ms.sigmaToTimestep(sigma), cond);

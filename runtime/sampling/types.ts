@@ -78,6 +78,8 @@ export interface CondBatch {
   controls: ActiveControl[];
   /** Which half each batch item belongs to, ComfyUI's `cond_or_uncond` (per chunk of the latent batch). */
   condOrUncond: ('cond' | 'uncond')[];
+  /** The step's sigma (ComfyUI's transformer_options["sigmas"]), for patches that act on part of the schedule. */
+  sigma?: number;
 }
 
 /**
