@@ -1,0 +1,5 @@
+import type { CaseKind } from './types.js';
+import { conditioningKind } from './nodes-cond.js';
+
+/** Kinds of ../conformance-nodes cases: conditioning composition, masks, latent and image ops, inpainting. */
+export const NODES_COND_KINDS: CaseKind[] = [conditioningKind];
