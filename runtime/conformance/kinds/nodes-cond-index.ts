@@ -1,5 +1,6 @@
 import type { CaseKind } from './types.js';
 import { conditioningKind } from './nodes-cond.js';
+import { TENSOR_OP_KINDS } from './nodes-tensor-ops.js';
 
 /** Kinds of ../conformance-nodes cases: conditioning composition, masks, latent and image ops, inpainting. */
-export const NODES_COND_KINDS: CaseKind[] = [conditioningKind];
+export const NODES_COND_KINDS: CaseKind[] = [conditioningKind, ...TENSOR_OP_KINDS];
