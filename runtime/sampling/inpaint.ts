@@ -4,9 +4,10 @@
  * 9-channel inpainting UNets get [mask, masked-image latent] as extra input channels.
  */
 import { resizeNCHW } from '../image/resize.js';
+import { commonUpscale } from '../image/upscale.js';
 import { pyRound } from './cond-entries.js';
 import { repeatToBatch } from './cond-tensors.js';
-import { processLatentIn, type LatentFormat } from './model-sampling.js';
+import { processLatentIn, SD15_LATENT_FORMAT, type LatentFormat } from './model-sampling.js';
 import { SamplingValidationError, type Conditioning, type Denoiser, type Shape4 } from './types.js';
 
 /** A LATENT's noise_mask: [B, 1, H, W], [B, H, W] or [H, W], any resolution. */
@@ -70,9 +71,10 @@ export interface ConcatInputs {
   denoiseMask?: Float32Array;
 }
 
-/** BaseModel.concat_cond for the ("mask", "masked_image") models: the channels one entry feeds the UNet. */
+/** BaseModel.concat_cond for the ("mask", "masked_image") models (and IP2P's image-only channels): the channels one entry feeds the UNet. */
 export function inpaintConcat(inputs: ConcatInputs): (entry: Conditioning) => Float32Array {
   const [B, C, H, W] = inputs.shape;
+  if (inputs.channels === C) return pixToPixConcat(inputs);
   if (inputs.channels !== C + 1) {
     throw new SamplingValidationError(`this model takes ${inputs.channels} extra input channels; only inpainting models with ${C + 1} (mask + masked image) are supported`);
   }
@@ -82,7 +84,7 @@ export function inpaintConcat(inputs: ConcatInputs): (entry: Conditioning) => Fl
     if (entry.concatLatent) {
       const l = entry.concatLatent;
       const scaled = processLatentIn(inputs.latentFormat, l.data);
-      const sized = l.shape[1] === C && l.shape[2] === H && l.shape[3] === W ? scaled : resizeNCHW(scaled, l.shape, H, W, 'bilinear', true).data;
+      const sized = l.shape[1] === C && l.shape[2] === H && l.shape[3] === W ? scaled : commonUpscale({ data: scaled, shape: l.shape }, W, H, 'bilinear', 'center').data;
       image = repeatToBatch(sized, l.shape[0], B);
     } else image = inputs.latent;
     let mask: Float32Array | undefined;
@@ -95,7 +97,7 @@ export function inpaintConcat(inputs: ConcatInputs): (entry: Conditioning) => Fl
         for (let b = 0; b < B; b++) first.set(inputs.denoiseMask!.subarray(b * C * plane, b * C * plane + plane), b * plane);
         m = { data: first, shape: [B, 1, H, W] };
       }
-      const sized = m.shape[2] === H && m.shape[3] === W ? m.data : resizeNCHW(m.data, m.shape, H, W, 'bilinear', true).data;
+      const sized = m.shape[2] === H && m.shape[3] === W ? m.data : commonUpscale(m, W, H, 'bilinear', 'center').data;
       mask = repeatToBatch(Float32Array.from(sized, pyRound), m.shape[0], B);
     }
     const out = new Float32Array(B * (C + 1) * plane);
@@ -107,5 +109,20 @@ export function inpaintConcat(inputs: ConcatInputs): (entry: Conditioning) => Fl
       else for (let c = 0; c < C; c++) out.fill(BLANK_LATENT[c] ?? 0, base + (c + 1) * plane, base + (c + 2) * plane);
     }
     return out;
+  };
+}
+
+/**
+ * InstructPix2Pix models (C extra channels): the conditioning's image latent (zeros without one), resized to
+ * the latent if needed; SD1.x IP2P takes it unscaled, other families through process_latent_in.
+ */
+function pixToPixConcat(inputs: ConcatInputs): (entry: Conditioning) => Float32Array {
+  const [B, C, H, W] = inputs.shape;
+  return (entry) => {
+    const l = entry.concatLatent;
+    if (!l) return new Float32Array(B * C * H * W);
+    const sized = l.shape[1] === C && l.shape[2] === H && l.shape[3] === W ? l.data : commonUpscale({ data: l.data, shape: l.shape }, W, H, 'bilinear', 'center').data;
+    const scaled = inputs.latentFormat === SD15_LATENT_FORMAT ? sized : processLatentIn(inputs.latentFormat, sized);
+    return repeatToBatch(scaled, l.shape[0], B);
   };
 }
