@@ -3,6 +3,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { decodeImage, imageGrid, imageToPng, type ImageBatch } from '../../runtime/image/image.js';
 import { IMAGE_UPSCALE_METHODS, type UpscaleMethodName } from '../../runtime/image/upscale.js';
 import { imageScale } from './image-ops-nodes.js';
+import { loadImageMask } from '../../runtime/image/load-mask.js';
 import { embedWorkflowInPng } from '../../runtime/workflow/png.js';
 import type { RuntimeEnv } from '../env.js';
 import type { NodeSpec } from '../spec.js';
@@ -89,9 +90,13 @@ export function imageNodes(env: RuntimeEnv): NodeSpec[] {
         return existsSync(p) ? statSync(p).mtimeMs : NaN;
       },
       async execute({ image }) {
-        const img = await decodeImage(insideFolder(env.inputDir, String(image), 'image'));
+        const path = insideFolder(env.inputDir, String(image), 'image');
+        const img = await decodeImage(path);
         const [, h, w] = img.shape;
-        return [img, { data: new Float32Array(h * w), shape: [1, h, w] }];
+        // ComfyUI's mask output: 1 - alpha (painted-out areas are 1), zeros without an alpha channel.
+        const alpha = await loadImageMask(path, 'alpha');
+        const mask = alpha.shape[1] === h && alpha.shape[2] === w ? alpha : { data: new Float32Array(h * w), shape: [1, h, w] };
+        return [img, mask];
       },
     },
     {

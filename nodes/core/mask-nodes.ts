@@ -1,8 +1,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
 import type { ImageBatch } from '../../runtime/image/image.js';
 import { inpaintConditioning, vaeEncodeForInpaint } from '../../runtime/image/inpaint-prep.js';
+import { loadImageMask } from '../../runtime/image/load-mask.js';
 import { asMask, featherMask, growMask, imageToMask, invertMask, MASK_CHANNELS, maskToImage, padForOutpaint, solidMask } from '../../runtime/image/masks.js';
 import type { Vae } from '../../runtime/models/vae/index.js';
 import { mapEntries } from '../../runtime/sampling/cond-entries.js';
@@ -20,23 +20,6 @@ const asMaskInput = (v: unknown) => {
   const m = v as MaskTensor;
   return asMask(m.data, m.shape);
 };
-
-/** LoadImageMask: one channel of the file as a mask; alpha is inverted (transparent = 1), a missing channel gives 64x64 zeros. */
-export async function loadImageMask(path: string, channel: string): Promise<MaskTensor> {
-  const img = sharp(path).rotate();
-  const meta = await img.metadata();
-  const c = ['red', 'green', 'blue', 'alpha'].indexOf(channel);
-  if (c < 0) throw new Error(`LoadImageMask: unknown channel "${channel}"`);
-  if (c === 3 && !meta.hasAlpha) return { data: new Float32Array(64 * 64), shape: [1, 64, 64] };
-  const { data, info } = await img.ensureAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  const n = info.width * info.height;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const v = Math.fround(data[i * info.channels + c]! / 255);
-    out[i] = c === 3 ? Math.fround(1 - v) : v;
-  }
-  return { data: out, shape: [1, info.height, info.width] };
-}
 
 export function maskNodes(env: RuntimeEnv): NodeSpec[] {
   return [

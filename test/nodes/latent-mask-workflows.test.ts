@@ -1,3 +1,5 @@
+import { join } from 'node:path';
+import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Executor } from '../../runtime/executor/executor.js';
 import { validatePrompt } from '../../runtime/executor/validate.js';
@@ -100,6 +102,28 @@ describe('latent, mask, inpainting and image nodes in workflows (demo model)', (
     const g = mask('green');
     expect(g.data.some((v) => v > 0)).toBe(true);
     expect(Array.from(mask('green-file').data)).toEqual(Array.from(g.data));
+  }, 120_000);
+
+  it('LoadImage and LoadImageMask read the alpha channel as 1 - alpha (painted-out = 1)', async () => {
+    const w = 8;
+    const h = 6;
+    const rgba = Buffer.alloc(w * h * 4);
+    for (let i = 0; i < w * h; i++) rgba.set([200, 100, 50, i < w * 3 ? 255 : 0], i * 4);
+    await sharp(rgba, { raw: { width: w, height: h, channels: 4 } }).png().toFile(join(rt.env.inputDir, 'painted.png'));
+    await run(rt, {
+      '1': n('LoadImage', { image: 'painted.png' }),
+      '2': n('LoadImageMask', { image: 'painted.png', channel: 'alpha' }),
+      '3': n('LoadImageMask', { image: 'painted.png', channel: 'red' }),
+      '4': cap(['1', 1], 'load-mask'),
+      '5': cap(['2', 0], 'alpha-mask'),
+      '6': cap(['3', 0], 'red-mask'),
+      '7': cap(['1', 0], 'load-image'),
+    });
+    const expected = Array.from({ length: w * h }, (_, i) => (i < w * 3 ? 0 : 1));
+    expect(Array.from(mask('load-mask').data)).toEqual(expected);
+    expect(Array.from(mask('alpha-mask').data)).toEqual(expected);
+    expect(mask('red-mask').data[0]).toBeCloseTo(200 / 255, 6);
+    expect(image('load-image').shape).toEqual([1, h, w, 3]);
   }, 120_000);
 
   it('SetLatentNoiseMask: KSampler keeps the latent where the mask is 0 and repaints where it is 1', async () => {

@@ -165,11 +165,12 @@ export const conditioningKind: CaseKind = {
       const ours = ms.percentToSigma(Number(p));
       if (Math.abs(ours - sigma) > 1e-6 * Math.max(1, Math.abs(sigma))) throw new Error(`percent_to_sigma(${p}) = ${ours}, expected ${sigma}`);
     }
-    if (c.hasExpected('mask_default/resolved_mask')) {
-      const m = caseMask(c, 'mask_pixel');
-      c.check('mask_default/resolved_mask', resizeNCHW(m.data, [m.shape[0], 1, m.shape[1], m.shape[2]], shape[2], shape[3], 'bilinear', false).data);
-    }
     for (const run of c.json.runs as CondRun[]) {
+      const maskNode = run.nodes.find((n) => n.class_type === 'ConditioningSetMask');
+      if (maskNode && c.hasExpected(`${run.name}/resolved_mask`)) {
+        const m = caseMask(c, String(maskNode.inputs.mask).slice(1));
+        c.check(`${run.name}/resolved_mask`, resizeNCHW(m.data, [m.shape[0], 1, m.shape[1], m.shape[2]], shape[2], shape[3], 'bilinear', false).data);
+      }
       const outs = evalCondChain(c, run.nodes);
       let positive = caseCond(c, 'cond_A');
       let negative = caseCond(c, 'uncond');

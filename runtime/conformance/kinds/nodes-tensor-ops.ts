@@ -57,9 +57,12 @@ const latentOpsKind: CaseKind = {
       c.check(`composite_masked/x${x}_y${y}_resize${pyBool(resize)}_mask${pyBool(withMask)}`, out.data);
     }
     const same = tensor4(c, 'samples_same');
-    c.check('blend/same_shape_0.3', latentBlend(to, same, 0.3).data);
-    c.check('blend/same_shape_1.0', latentBlend(to, same, 1.0).data);
-    c.check('blend/resized_0.6', latentBlend(to, from, 0.6).data);
+    // Blend factors live in the tensor names: blend/same_shape_<f> (samples_same), blend/resized_<f> (samples_from).
+    for (const key of c.expected.keys().filter((k) => k.startsWith('blend/'))) {
+      const m = /^blend\/(same_shape|resized)_([\d.]+)$/.exec(key);
+      if (!m) throw new Error(`latent-ops: unrecognised blend tensor ${key}`);
+      c.check(key, latentBlend(to, m[1] === 'resized' ? from : same, Number(m[2])).data);
+    }
     for (const [w, h, x, y] of p.crop as number[][]) c.check(`crop/${w}x${h}_at_${x}_${y}`, latentCrop(to, w!, h!, x!, y!).data);
     const batch = tensor4(c, 'batch');
     const nm = (name: string) => tensor4(c, name);
