@@ -165,8 +165,11 @@ export async function calcCondBatch(sides: ResolvedCond[][], x: Float32Array, si
   const left = [...toRun];
   while (left.length) {
     const first = left[0]!;
-    // ComfyUI batches the compatible entries in reverse order ([uncond, cond] for a plain pair).
-    const group = left.filter((p) => canBatch(first, p)).reverse();
+    // ComfyUI batches the compatible entries in reverse order ([uncond, cond] for a plain pair), as many as
+    // memory allows; here at most what a plain CFG call holds (two full latents), so areas never cost more.
+    const maxItems = Math.max(1, Math.floor((2 * H * W) / (first.h * first.w)));
+    const compatible = left.filter((p) => canBatch(first, p)).reverse();
+    const group = compatible.slice(0, maxItems);
     const outs = await runGroup(group, sigma, ctx);
     group.forEach((p, i) => {
       preds.set(p, outs[i]!);

@@ -83,3 +83,35 @@ describe('inpainting-model channels', () => {
     expect(() => inpaintConcat({ channels: 3, shape, latentFormat: SD15_LATENT_FORMAT, latent: new Float32Array(4 * 96) })).toThrow(/extra input channels/);
   });
 });
+
+describe('calc_cond_batch through the CFG denoiser', () => {
+  it('an area entry runs the model on its crop (with its twin) and is averaged in where it applies', async () => {
+    const { makeCfgDenoiser } = await import('../../runtime/sampling/cfg.js');
+    const shapes: number[][] = [];
+    // eps = mean of each item's context, so every prompt has a known prediction.
+    const model = async (xIn: Float32Array, s: Shape4, _t: number, cond: { context: Float32Array; contextShape: [number, number, number] }) => {
+      shapes.push([...s]);
+      const [b, tokens, dim] = cond.contextShape;
+      const out = new Float32Array(xIn.length);
+      const item = xIn.length / s[0];
+      for (let i = 0; i < b; i++) out.fill(cond.context[i * tokens * dim]!, i * item, (i + 1) * item);
+      return out;
+    };
+    const sh: Shape4 = [1, 4, 2, 8];
+    const pos = combineConds(ctx(0.5), setAreaCells(ctx(1.5), 32, 16, 0, 0, 1));
+    const d = makeCfgDenoiser({ model, positive: pos, negative: ctx(-0.25), cfg: 3, modelSampling: ms, shape: sh });
+    const x = Float32Array.from({ length: 64 }, (_, i) => i / 10);
+    const sigma = 2;
+    const out = await d(x, sigma, { step: 0, totalSteps: 1, sigmas: Float32Array.from([2, 0]) });
+    expect(shapes).toEqual([
+      [2, 4, 2, 8],
+      [2, 4, 2, 4],
+    ]);
+    for (let i = 0; i < 64; i++) {
+      const left = i % 8 < 4;
+      const c = x[i]! - sigma * (left ? 1 : 0.5);
+      const u = x[i]! - sigma * -0.25;
+      expect(out[i]).toBeCloseTo(u + (c - u) * 3, 4);
+    }
+  });
+});
