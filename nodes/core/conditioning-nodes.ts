@@ -113,7 +113,9 @@ export function conditioningNodes(): NodeSpec[] {
       execute({ conditioning, control_net, image, strength }) {
         if (Number(strength) === 0) return [conditioning];
         const hint = imageToHint(image as ImageBatch);
-        return [withControl(conditioning as ConditioningValue, { controlNet: control_net as ControlNet, hint: hint.data, hintShape: hint.shape, strength: Number(strength) })];
+        const withNet = withControl(conditioning as ConditioningValue, { controlNet: control_net as ControlNet, hint: hint.data, hintShape: hint.shape, strength: Number(strength) });
+        // As in ComfyUI, the old node's ControlNet also acts on the negative prompt.
+        return [mapEntries(withNet, (e) => ({ ...e, controlApplyToUncond: true }))];
       },
     },
   ];

@@ -41,6 +41,8 @@ export interface ResolvedCond {
   startSigma?: number;
   endSigma?: number;
   controls: PreparedControl[];
+  /** Set by the old ControlNetApply: the other side's plain entries borrow these ControlNets. */
+  controlApplyToUncond: boolean;
 }
 
 export interface ResolveContext {
@@ -100,6 +102,7 @@ function resolveEntry(kind: string, entry: Conditioning, ctx: ResolveContext): R
     strength: entry.strength ?? 1,
     maskBatch: 0,
     maskStrength: entry.maskStrength ?? 1,
+    controlApplyToUncond: entry.controlApplyToUncond ?? false,
     controls: (entry.controls ?? []).map((app) => {
       if (app.hint.length !== numel(app.hintShape)) {
         throw new SamplingValidationError(`${kind} ControlNet hint has ${app.hint.length} values, shape [${app.hintShape.join(', ')}] needs ${numel(app.hintShape)}`);
@@ -167,7 +170,23 @@ export function resolveConds(positive: Conditioning, negative: Conditioning, ctx
       for (let kk = 0; kk < sides.length; kk++) if (kk !== k) addTwin(sides[kk]!, c);
     }
   }
+  applyControlsToUncond(cond, uncond);
   return { cond, uncond };
+}
+
+/**
+ * apply_empty_x_to_equal_area for 'control': when no plain negative entry has a ControlNet, the plain
+ * negative entries take the ControlNets of the positive entries marked for it, in turn.
+ */
+function applyControlsToUncond(cond: ResolvedCond[], uncond: ResolvedCond[]): void {
+  const donors = cond.filter((c) => !c.area && c.controlApplyToUncond && c.controls.length);
+  if (!donors.length || uncond.some((u) => !u.area && u.controls.length)) return;
+  const plain = uncond.flatMap((u, i) => (u.area ? [] : [i]));
+  if (!plain.length) return;
+  donors.forEach((d, k) => {
+    const i = plain[k % plain.length]!;
+    uncond[i] = { ...uncond[i]!, controls: d.controls };
+  });
 }
 
 /** get_area_and_mult's timestep test: skipped when sigma > start or sigma < end. */

@@ -96,6 +96,8 @@ export interface Conditioning {
   /** Inpainting-model inputs (InpaintModelConditioning): unscaled latent of the masked image, mask [B,1,H,W]. */
   concatLatent?: Latent;
   concatMask?: { data: Float32Array; shape: Shape4 };
+  /** The old ControlNetApply: the negative side's plain entries get this entry's ControlNets too. */
+  controlApplyToUncond?: boolean;
   /** The further entries of this conditioning list, in order. */
   combined?: Conditioning[];
 }

@@ -115,3 +115,18 @@ describe('calc_cond_batch through the CFG denoiser', () => {
     }
   });
 });
+
+describe("the old ControlNetApply's ControlNet on the negative side", () => {
+  const app = { controlNet: { name: 'cn' }, hint: new Float32Array(3 * 16 * 16), hintShape: [1, 3, 16, 16] as Shape4, strength: 0.5 };
+  it('plain negative entries borrow it unless one has its own', () => {
+    const pos: Conditioning = { ...ctx(1), controls: [app], controlApplyToUncond: true };
+    const r = resolveConds(pos, ctx(-1), { shape, ms });
+    expect(r.uncond[0]!.controls.map((c) => c.app)).toEqual([app]);
+    const own = { ...app, strength: 0.9 };
+    const kept = resolveConds(pos, { ...ctx(-1), controls: [own] }, { shape, ms });
+    expect(kept.uncond[0]!.controls.map((c) => c.app)).toEqual([own]);
+    // ControlNetApplyAdvanced does not set the flag: the negative stays as given.
+    const adv = resolveConds({ ...ctx(1), controls: [app] }, ctx(-1), { shape, ms });
+    expect(adv.uncond[0]!.controls).toEqual([]);
+  });
+});
