@@ -5,7 +5,9 @@ import { Executor } from '../../runtime/executor/executor.js';
 import { validatePrompt } from '../../runtime/executor/validate.js';
 import type { ImageBatch } from '../../runtime/image/image.js';
 import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
-import { DEMO_CHECKPOINT, DEMO_INPUT_IMAGE } from '../../runtime/models/synthetic/demo.js';
+import { DEMO_ARCH, DEMO_CHECKPOINT, DEMO_INPUT_IMAGE, DEMO_TOKENIZER, DEMO_UNET } from '../../runtime/models/synthetic/demo.js';
+import { writeSyntheticCheckpoint } from '../../runtime/models/synthetic/generate.js';
+import { sd1CheckpointKeyShapes } from '../../runtime/models/synthetic/tables.js';
 import type { MaskTensor } from '../../runtime/sampling/types.js';
 import type { ConditioningValue, LatentValue } from '../../nodes/core/types.js';
 import type { NodeSpec } from '../../nodes/spec.js';
@@ -167,6 +169,34 @@ describe('latent, mask, inpainting and image nodes in workflows (demo model)', (
     expect(pos.concatMask?.shape).toEqual([1, 1, 48, 64]);
     expect(latent('imc-latent').noiseMask).toBeDefined();
     expect(image('imc-image').shape).toEqual([1, 48, 64, 3]);
+  }, 120_000);
+
+  it('a 9-channel inpainting checkpoint gets the mask and masked image as extra UNet channels', async () => {
+    const arch = { ...DEMO_ARCH, unet: { ...DEMO_UNET, inChannels: 9 } };
+    writeSyntheticCheckpoint(join(rt.env.folders.modelsDir, 'checkpoints', 'inpaint-9ch.safetensors'), sd1CheckpointKeyShapes(arch), {
+      seed: 99,
+      metadata: { 'resflow.unet.num_heads': '2', 'resflow.tokenizer': DEMO_TOKENIZER },
+    });
+    const prompt: ApiPrompt = {
+      ...COMMON,
+      '1': n('CheckpointLoaderSimple', { ckpt_name: 'inpaint-9ch.safetensors' }),
+      '11': n('InpaintModelConditioning', { positive: ['2', 0], negative: ['4', 0], vae: ['1', 2], pixels: ['7', 0], mask: ['10', 1], noise_mask: true }),
+      '12': ksampler(['11', 2], ['11', 0], ['11', 1]),
+      '13': n('VAEEncode', { pixels: ['7', 0], vae: ['1', 2] }),
+      '14': n('SetLatentNoiseMask', { samples: ['13', 0], mask: ['10', 1] }),
+      '15': ksampler(['14', 0]),
+      '20': cap(['12', 0], 'inpaint-model'),
+      '21': cap(['15', 0], 'inpaint-model-plain'),
+      '22': cap(['13', 0], 'inpaint-enc'),
+    };
+    await run(rt, prompt);
+    const a = latent('inpaint-model');
+    const b = latent('inpaint-model-plain');
+    const enc = latent('inpaint-enc');
+    // Outside the mask both keep the image; inside, the greyed-out concat image changes the prediction.
+    expect(diffCols(a, enc, 0, 4)).toBeLessThan(1e-3);
+    expect(diffCols(b, enc, 0, 4)).toBeLessThan(1e-3);
+    expect(diffCols(a, b, 4, 8)).toBeGreaterThan(1e-3);
   }, 120_000);
 
   it('LatentFromBatch keeps each item its batch noise: item 1 sampled alone equals item 1 of the batch', async () => {
