@@ -159,18 +159,25 @@ function addTwin(others: ResolvedCond[], c: ResolvedCond): void {
   others.push({ ...c, model: smallest.model });
 }
 
-/** Both sides' entries, resolved and twinned, in ComfyUI's order. */
-export function resolveConds(positive: Conditioning, negative: Conditioning, ctx: ResolveContext): { cond: ResolvedCond[]; uncond: ResolvedCond[] } {
-  const cond = condEntries(positive).map((e) => resolveEntry('positive', e, ctx));
-  const uncond = condEntries(negative).map((e) => resolveEntry('negative', e, ctx));
-  const sides = [cond, uncond];
-  // Positive first: the negative side's new twins are then looked at from the positive side too.
+/**
+ * Any number of guidance sides (ComfyUI's conds dict in order, positive first: e.g. DualCFGGuider's
+ * positive, middle, negative), each resolved and twinned against every other side.
+ */
+export function resolveCondSides(sidesIn: Conditioning[], ctx: ResolveContext, names: string[] = []): ResolvedCond[][] {
+  const sides = sidesIn.map((c, i) => condEntries(c).map((e) => resolveEntry(names[i] ?? (i === 0 ? 'positive' : 'negative'), e, ctx)));
+  // In order: a later side's new twins are then looked at from the earlier sides too.
   for (let k = 0; k < sides.length; k++) {
     for (const c of [...sides[k]!]) {
       for (let kk = 0; kk < sides.length; kk++) if (kk !== k) addTwin(sides[kk]!, c);
     }
   }
-  applyControlsToUncond(cond, uncond);
+  for (let k = 1; k < sides.length; k++) applyControlsToUncond(sides[0]!, sides[k]!);
+  return sides;
+}
+
+/** Both sides' entries, resolved and twinned, in ComfyUI's order. */
+export function resolveConds(positive: Conditioning, negative: Conditioning, ctx: ResolveContext): { cond: ResolvedCond[]; uncond: ResolvedCond[] } {
+  const [cond, uncond] = resolveCondSides([positive, negative], ctx, ['positive', 'negative']) as [ResolvedCond[], ResolvedCond[]];
   return { cond, uncond };
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { condEntries, pyRound } from '../../runtime/sampling/cond-entries.js';
 import { combineConds, setAreaCells, setAreaFraction, setMask, setTimestepRange } from '../../runtime/sampling/cond-ops.js';
-import { condActive, resolveConds } from '../../runtime/sampling/cond-resolve.js';
+import { condActive, resolveCondSides, resolveConds } from '../../runtime/sampling/cond-resolve.js';
 import { inpaintConcat } from '../../runtime/sampling/inpaint.js';
 import { ModelSampling, SD15_LATENT_FORMAT, SDXL_LATENT_FORMAT } from '../../runtime/sampling/model-sampling.js';
 import type { Conditioning, Shape4 } from '../../runtime/sampling/types.js';
@@ -42,6 +42,14 @@ describe('conditioning lists as the sampler resolves them', () => {
     const same = resolveConds(setAreaCells(ctx(1), 48, 32, 32, 16, 1), setAreaCells(ctx(-2), 48, 32, 32, 16, 1), { shape, ms });
     expect(same.uncond).toHaveLength(1);
     expect(same.cond).toHaveLength(1);
+  });
+
+  it('three sides (DualCFGGuider): an area entry of the middle side is twinned on both others', () => {
+    const sides = resolveCondSides([ctx(1), setAreaCells(ctx(2), 32, 32, 0, 0, 1), ctx(-1)], { shape, ms });
+    expect(sides.map((s) => s.length)).toEqual([2, 1, 2]);
+    expect(sides[0]![1]!.model.context[0]).toBe(1);
+    expect(sides[2]![1]!.model.context[0]).toBe(-1);
+    expect(sides[2]![1]!.area).toEqual([4, 4, 0, 0]);
   });
 
   it("'mask bounds' takes the mask's bounding box, at least 8 cells a side", () => {
