@@ -1,6 +1,10 @@
 import { NodeRegistry } from '../registry.js';
 import type { RuntimeEnv } from '../env.js';
 import { conditioningNodes } from './conditioning-nodes.js';
+import { conditioningAreaNodes } from './conditioning-area-nodes.js';
+import { imageOpsNodes } from './image-ops-nodes.js';
+import { latentOpsNodes } from './latent-ops-nodes.js';
+import { maskNodes } from './mask-nodes.js';
 import { imageNodes } from './image-nodes.js';
 import { latentNodes } from './latent-nodes.js';
 import { loaderNodes } from './loader-nodes.js';
@@ -20,6 +24,7 @@ export function createCoreRegistry(env: RuntimeEnv): NodeRegistry {
   registry.registerAll(mergeNodes(env));
   registry.registerAll(upscaleNodes(env));
   registry.registerAll(diffControlNetNodes(env));
+  registry.registerAll([...conditioningAreaNodes(), ...latentOpsNodes(), ...maskNodes(env), ...imageOpsNodes()]);
   // Our own names for nodes ComfyUI calls otherwise.
   registry.alias('LoadCheckpoint', 'CheckpointLoaderSimple');
   registry.alias('LoadControlNet', 'ControlNetLoader');

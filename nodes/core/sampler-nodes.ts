@@ -9,6 +9,7 @@ import { SCHEDULER_NAMES } from '../../runtime/sampling/schedulers.js';
 import type { EpsModel, Latent } from '../../runtime/sampling/types.js';
 import type { NodeContext, NodeSpec } from '../spec.js';
 import { sdxlSamplerModel } from './sdxl-nodes.js';
+import { latentSampleOptions } from './latent-ops-nodes.js';
 import type { ConditioningValue, LatentValue, ModelValue } from './types.js';
 
 /** Seeds are 64-bit in ComfyUI; JSON numbers past 2^53 have already lost digits, so round to a bigint. */
@@ -86,6 +87,7 @@ export async function runKSampler(a: KSamplerArgs, ctx: NodeContext): Promise<La
     positive: a.positive,
     negative: a.negative,
     signal: ctx.signal,
+    ...latentSampleOptions(a.model, a.latent, a.seed),
     ...a.extra,
     onStep: async (p) => {
       const prev = latentPreview({ data: p.denoised, shape: p.shape }, a.model.sampling.latentFormat);

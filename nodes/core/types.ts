@@ -15,6 +15,8 @@ export interface LatentValue {
   samples: Latent;
   /** Per-item index for batches split from a larger one (ComfyUI's batch_index). */
   batchIndex?: number[];
+  /** Only where this is 1 does the sampler change the latent ([B, 1, H, W], any resolution; SetLatentNoiseMask). */
+  noiseMask?: { data: Float32Array; shape: [number, number, number, number] };
 }
 
 /**

@@ -4,6 +4,7 @@
  * scaling, initial noise, the sampler loop with progress and cancellation, and scaling back out.
  */
 import { makeCfgDenoiser } from './cfg.js';
+import { inpaintConcat, maskedDenoiser, prepareDenoiseMask, type NoiseMask } from './inpaint.js';
 import { processLatentIn, processLatentOut, type ModelSampling } from './model-sampling.js';
 import { getSampler, type SamplerOptions } from './samplers/index.js';
 import { getScheduler, scheduleSigmas } from './schedulers.js';
@@ -110,6 +111,12 @@ export interface SampleOptions {
   samplerOptions?: SamplerOptions;
   onStep?: (progress: StepProgress) => void | Promise<void>;
   signal?: AbortSignal;
+  /** The LATENT's noise_mask: only where it is 1 is the latent resampled (SetLatentNoiseMask, inpainting). */
+  noiseMask?: NoiseMask;
+  /** Extra UNet input channels (inpainting models: 5); their values come from the conditioning and mask. */
+  concatChannels?: number;
+  /** Sees both guidance sides' predictions at every model evaluation. */
+  onPredictions?: (cond: Float32Array, uncond: Float32Array, sigma: number) => void;
 }
 
 function checkStep(name: string, v: number | undefined): void {
@@ -190,7 +197,8 @@ export async function sample(options: SampleOptions): Promise<Latent> {
   const latentIn = isEmpty ? latent.data : processLatentIn(ms.latentFormat, latent.data);
   const x0 = ms.noiseScaling(sigmas[0]!, noise, latentIn, ms.isMaxDenoise(sigmas[0]!));
 
-  const denoiser = makeCfgDenoiser({
+  const denoiseMask = options.noiseMask ? prepareDenoiseMask(options.noiseMask, shape) : undefined;
+  const cfgDenoiser = makeCfgDenoiser({
     model: options.model,
     positive: options.positive,
     negative: options.negative,
@@ -198,7 +206,12 @@ export async function sample(options: SampleOptions): Promise<Latent> {
     modelSampling: ms,
     shape,
     signal,
+    onPredictions: options.onPredictions,
+    concat: options.concatChannels
+      ? inpaintConcat({ channels: options.concatChannels, shape, latentFormat: ms.latentFormat, latent: latentIn, denoiseMask })
+      : undefined,
   });
+  const denoiser = denoiseMask ? maskedDenoiser(cfgDenoiser, denoiseMask, latentIn, noise) : cfgDenoiser;
   const out = await runSampler({
     sampler: options.sampler,
     samplerOptions: options.samplerOptions,
