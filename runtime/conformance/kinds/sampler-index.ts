@@ -1,0 +1,5 @@
+import type { CaseKind } from './types.js';
+import { schedulersKind } from './schedulers.js';
+
+/** Case kinds of ../shared/conformance-samplers and the SDE / Brownian cases of ../shared/conformance-next. */
+export const SAMPLER_KINDS: CaseKind[] = [schedulersKind];
