@@ -3,9 +3,10 @@
  * comfy.sample.sample -> KSampler.sample -> CFGGuider -> KSAMPLER): schedule, step window, latent
  * scaling, initial noise, the sampler loop with progress and cancellation, and scaling back out.
  */
-import { makeCfgDenoiser } from './cfg.js';
+import { makeCfgDenoiser, type CfgFunction } from './cfg.js';
 import { processLatentIn, processLatentOut, type ModelSampling } from './model-sampling.js';
-import { getSampler, type SamplerOptions } from './samplers/index.js';
+import { BROWNIAN_SAMPLERS, getSampler, type SamplerOptions } from './samplers/index.js';
+import { brownianTreeNoiseSampler } from './brownian.js';
 import { getScheduler, scheduleSigmas } from './schedulers.js';
 import { TorchGenerator, randnLike } from './torch-rng.js';
 import {
@@ -15,6 +16,7 @@ import {
   type Conditioning,
   type Denoiser,
   type EpsModel,
+  type GuidedDenoiser,
   type Latent,
   type NoiseFn,
   type NoiseSampler,
@@ -25,7 +27,7 @@ import {
 export interface RunSamplerOptions {
   sampler: string;
   samplerOptions?: SamplerOptions;
-  denoiser: Denoiser;
+  denoiser: GuidedDenoiser;
   modelSampling: ModelSampling;
   sigmas: Float32Array;
   /** Starting x in model space, already noise-scaled. */
@@ -54,11 +56,20 @@ export async function runSampler(options: RunSamplerOptions): Promise<Float32Arr
     throwIfAborted(signal);
     return out;
   };
+  const withUncond = options.denoiser.withUncond;
   throwIfAborted(signal);
   const onStep = options.onStep;
   const out = await fn(
     {
       denoiser,
+      denoiserWithUncond: withUncond
+        ? async (x, sigma, step) => {
+            throwIfAborted(signal);
+            const out = await withUncond(x, sigma, step);
+            throwIfAborted(signal);
+            return out;
+          }
+        : undefined,
       x: options.x,
       sigmas: options.sigmas,
       noiseSampler: options.noiseSampler,
@@ -71,6 +82,15 @@ export async function runSampler(options: RunSamplerOptions): Promise<Float32Arr
   );
   throwIfAborted(signal);
   return options.modelSampling.inverseNoiseScaling(options.sigmas[options.sigmas.length - 1] ?? 0, out);
+}
+
+/**
+ * The noise a sampler draws by default in ComfyUI: the torchsde Brownian tree over this schedule for
+ * the SDE samplers, else default_noise_sampler.
+ */
+export function noiseSamplerFor(sampler: string, seed: number | bigint, sigmas: Float32Array, shape: readonly number[]): NoiseSampler {
+  if (BROWNIAN_SAMPLERS.has(sampler) && sigmas.some((s) => s > 0)) return brownianTreeNoiseSampler(sigmas, numel(shape), seed);
+  return defaultNoiseSampler(seed, shape);
 }
 
 /** ComfyUI's default noise sampler: a fresh generator on the run's seed, one randn(shape) per call. */
@@ -108,6 +128,8 @@ export interface SampleOptions {
   /** Overrides scheduler / steps / denoise with an explicit schedule (SamplerCustom). */
   sigmas?: Float32Array;
   samplerOptions?: SamplerOptions;
+  /** Replaces the CFG formula (ComfyUI's sampler_cfg_function, e.g. RescaleCFG). */
+  cfgFunction?: CfgFunction;
   onStep?: (progress: StepProgress) => void | Promise<void>;
   signal?: AbortSignal;
 }
@@ -198,6 +220,7 @@ export async function sample(options: SampleOptions): Promise<Latent> {
     modelSampling: ms,
     shape,
     signal,
+    cfgFunction: options.cfgFunction,
   });
   const out = await runSampler({
     sampler: options.sampler,
@@ -207,7 +230,7 @@ export async function sample(options: SampleOptions): Promise<Latent> {
     sigmas,
     x: x0,
     shape,
-    noiseSampler: options.noiseSampler ?? defaultNoiseSampler(options.seed, shape),
+    noiseSampler: options.noiseSampler ?? noiseSamplerFor(options.sampler, options.seed, sigmas, shape),
     onStep: options.onStep,
     signal,
   });

@@ -1,5 +1,6 @@
 import type { CaseKind } from './types.js';
 import { schedulersKind } from './schedulers.js';
+import { ksamplerRunsKind } from './ksampler-runs.js';
 
 /** Case kinds of ../shared/conformance-samplers and the SDE / Brownian cases of ../shared/conformance-next. */
-export const SAMPLER_KINDS: CaseKind[] = [schedulersKind];
+export const SAMPLER_KINDS: CaseKind[] = [schedulersKind, ksamplerRunsKind];
