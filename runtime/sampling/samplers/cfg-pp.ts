@@ -56,29 +56,32 @@ export async function sampleDpmpp2sAncestralCfgPp(ctx: SamplerContext, options: 
     const { denoised, uncond } = await evalWithUncond(ctx, x, sigma, i);
     const { sigmaDown, sigmaUp } = ancestralStep(sigma, sigmaNext, eta);
     await report(ctx, { i, x, sigma, sigmaHat: sigma, denoised });
-    const next = new Float32Array(x.length);
+    const n = x.length;
+    const next = new Float32Array(n);
     if (sigmaDown === 0) {
-      for (let k = 0; k < x.length; k++) next[k] = x[k]! + ((x[k]! - uncond[k]!) / sigma) * (sigmaDown - sigma);
+      for (let k = 0; k < n; k++) next[k] = denoised[k]! + ((x[k]! - uncond[k]!) / sigma) * sigmaDown;
     } else {
+      // DPM-Solver++(2S) on x shifted by the guidance (denoised - uncond), landing on the guided predictions.
       const t = lambdaOf(sigma);
       const tNext = lambdaOf(sigmaDown);
       const h = tNext - t;
       const s = t + 0.5 * h;
-      const x2 = new Float32Array(x.length);
+      const shifted = new Float32Array(n);
+      for (let k = 0; k < n; k++) shifted[k] = x[k]! + (denoised[k]! - uncond[k]!);
+      const x2 = new Float32Array(n);
       const r1 = Math.exp(-s) / Math.exp(-t);
       const c1 = Math.expm1(-h * 0.5);
-      for (let k = 0; k < x.length; k++) x2[k] = r1 * x[k]! - c1 * uncond[k]!;
-      // Only the negative prediction at the midpoint is used; the guided one is discarded.
-      const { uncond: uncond2 } = await evalWithUncond(ctx, x2, Math.exp(-s), i);
+      for (let k = 0; k < n; k++) x2[k] = r1 * shifted[k]! - c1 * denoised[k]!;
+      const { denoised: denoised2, uncond: uncond2 } = await evalWithUncond(ctx, x2, Math.exp(-s), i);
       const r2 = Math.exp(-tNext) / Math.exp(-t);
       const c2 = Math.expm1(-h);
-      for (let k = 0; k < x.length; k++) next[k] = r2 * x[k]! - c2 * uncond2[k]!;
+      // ComfyUI's post-CFG hook has already replaced the stored uncond by the midpoint's here.
+      for (let k = 0; k < n; k++) next[k] = r2 * (x[k]! + (denoised[k]! - uncond2[k]!)) - c2 * denoised2[k]!;
     }
     if (sigmaNext > 0) {
       const noise = ctx.noiseSampler(sigma, sigmaNext);
-      for (let k = 0; k < x.length; k++) next[k] = next[k]! + noise[k]! * sNoise * sigmaUp;
+      for (let k = 0; k < n; k++) next[k] = next[k]! + noise[k]! * sNoise * sigmaUp;
     }
-    for (let k = 0; k < x.length; k++) next[k] = next[k]! + (denoised[k]! - uncond[k]!);
     x = next;
   }
   return x;
