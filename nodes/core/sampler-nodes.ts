@@ -44,11 +44,15 @@ function checkContextWidth(model: ModelValue, cond: ConditioningValue, side: str
 }
 
 /** The UNet as the sampler calls it: SDXL adds each conditioning's y; SD1.x needs nothing more. */
+export function epsModelFor(model: ModelValue, positive: ConditioningValue, negative: ConditioningValue, latentShape: readonly number[]): EpsModel {
+  checkContextWidth(model, positive, 'positive');
+  checkContextWidth(model, negative, 'negative');
+  if (model.family === 'sdxl') return sdxlSamplerModel(model, positive, negative, latentShape);
+  return model.unet.epsModel();
+}
+
 function samplerModel(a: KSamplerArgs): EpsModel {
-  checkContextWidth(a.model, a.positive, 'positive');
-  checkContextWidth(a.model, a.negative, 'negative');
-  if (a.model.family === 'sdxl') return sdxlSamplerModel(a.model, a.positive, a.negative, a.latent.samples.shape);
-  return a.model.unet.epsModel();
+  return epsModelFor(a.model, a.positive, a.negative, a.latent.samples.shape);
 }
 
 /**
@@ -57,7 +61,7 @@ function samplerModel(a: KSamplerArgs): EpsModel {
  */
 const ACTIVATION_BYTES_PER_CHANNEL_PIXEL = 4 * 48;
 
-function checkActivationsFit(a: KSamplerArgs): void {
+export function checkActivationsFit(a: Pick<KSamplerArgs, 'model' | 'latent' | 'cfg'>): void {
   const [b, , h, w] = a.latent.samples.shape;
   const batch = a.cfg === 1 ? b : 2 * b;
   const need = batch * a.model.unet.base.config.modelChannels * h * w * ACTIVATION_BYTES_PER_CHANNEL_PIXEL;
@@ -85,6 +89,7 @@ export async function runKSampler(a: KSamplerArgs, ctx: NodeContext): Promise<La
     positive: a.positive,
     negative: a.negative,
     signal: ctx.signal,
+    cfgFunction: a.model.cfgFunction,
     ...a.extra,
     onStep: async (p) => {
       const prev = latentPreview({ data: p.denoised, shape: p.shape }, a.model.sampling.latentFormat);

@@ -25,15 +25,18 @@ export function disableNoise(): NoiseSource {
   return { seed: 0, generate: (latent) => new Float32Array(latent.data.length) };
 }
 
-/** A guider: the model (with its sampling patches) and how its predictions are combined. */
+/** A guider: the model's sampling schedule and how its conditioned predictions are combined. */
 export interface Guider {
-  readonly model: EpsModel;
   readonly modelSampling: ModelSampling;
   denoiser(shape: Shape4, signal?: AbortSignal): GuidedDenoiser;
 }
 
+/**
+ * The model as guiders see it. The UNet call may depend on the conditionings it serves (SDXL's y
+ * vector), so it is built per (positive, negative) pair and latent shape.
+ */
 export interface GuiderModel {
-  model: EpsModel;
+  modelFor: (positive: Conditioning, negative: Conditioning, shape: Shape4) => EpsModel;
   modelSampling: ModelSampling;
   /** A model-level CFG replacement such as RescaleCFG. */
   cfgFunction?: CfgFunction;
@@ -42,16 +45,15 @@ export interface GuiderModel {
 /** CFGGuider: uncond + (cond - uncond) * cfg (cfg 1 skips the negative pass). */
 export function cfgGuider(m: GuiderModel, positive: Conditioning, negative: Conditioning, cfg: number): Guider {
   return {
-    model: m.model,
     modelSampling: m.modelSampling,
     denoiser: (shape, signal) =>
-      makeCfgDenoiser({ model: m.model, modelSampling: m.modelSampling, positive, negative, cfg, shape, signal, cfgFunction: m.cfgFunction }),
+      makeCfgDenoiser({ model: m.modelFor(positive, negative, shape), modelSampling: m.modelSampling, positive, negative, cfg, shape, signal, cfgFunction: m.cfgFunction }),
   };
 }
 
 /** BasicGuider: the positive prediction alone. */
 export function basicGuider(m: GuiderModel, conditioning: Conditioning): Guider {
-  return cfgGuider({ model: m.model, modelSampling: m.modelSampling }, conditioning, conditioning, 1);
+  return cfgGuider({ modelFor: m.modelFor, modelSampling: m.modelSampling }, conditioning, conditioning, 1);
 }
 
 export type DualCfgStyle = 'regular' | 'nested';
@@ -71,10 +73,9 @@ export function dualCfgGuider(
   style: DualCfgStyle = 'regular',
 ): Guider {
   return {
-    model: m.model,
     modelSampling: m.modelSampling,
     denoiser: (shape, signal) => {
-      const single = (c: Conditioning) => makeCfgDenoiser({ model: m.model, modelSampling: m.modelSampling, positive: c, negative: c, cfg: 1, shape, signal });
+      const single = (c: Conditioning) => makeCfgDenoiser({ model: m.modelFor(c, c, shape), modelSampling: m.modelSampling, positive: c, negative: c, cfg: 1, shape, signal });
       const [d1, d2, dn] = [single(cond1), single(cond2), single(negative)];
       const guide = async (x: Float32Array, sigma: number, step: Parameters<GuidedDenoiser>[2]) => {
         const c = await d1(x, sigma, step);

@@ -39,7 +39,8 @@ export const customSamplingKind: CaseKind = {
     const baseShape = p.latent_shape as number[];
     const cfg = Number(p.cfg ?? 7);
     const ms = new ModelSampling();
-    const m = { model: unetEpsModel(models.unet(c)), modelSampling: ms };
+    const model = unetEpsModel(models.unet(c));
+    const m = { modelFor: () => model, modelSampling: ms };
     const cond = conditioning(c, 'cond');
     const uncond = conditioning(c, 'uncond');
     const outputs = new Map<string, Latent>();
