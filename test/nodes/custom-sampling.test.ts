@@ -4,7 +4,8 @@ import { validatePrompt } from '../../runtime/executor/validate.js';
 import { DEMO_CHECKPOINT } from '../../runtime/models/synthetic/demo.js';
 import { ModelSampling } from '../../runtime/sampling/model-sampling.js';
 import { SAMPLER_NAMES } from '../../runtime/sampling/samplers/index.js';
-import { SCHEDULER_NAMES, karrasSigmas } from '../../runtime/sampling/schedulers.js';
+import { SCHEDULER_NAMES, betaScheduler, karrasSigmas } from '../../runtime/sampling/schedulers.js';
+import { laplaceSigmas, vpSigmas } from '../../runtime/sampling/sigma-ops.js';
 import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
 import type { LatentValue } from '../../nodes/core/types.js';
 import { demoRuntime, type TestRuntime } from './helpers.js';
@@ -152,12 +153,23 @@ describe('custom-sampling and model-sampling nodes run through the executor on t
       '11': n('SamplerCustomAdvanced', { noise: ['9', 0], guider: ['6', 0], sampler: ['7', 0], sigmas: ['8', 0], latent_image: ['4', 0] }),
       '12': n('ExponentialScheduler', { steps: 3, sigma_max: 10, sigma_min: 0.1 }),
       '13': n('PolyexponentialScheduler', { steps: 3, sigma_max: 10, sigma_min: 0.1, rho: 1 }),
+      '14': n('LaplaceScheduler', { steps: 5, sigma_max: 14.614642, sigma_min: 0.0291675, mu: 0, beta: 0.5 }),
+      '15': n('VPScheduler', { steps: 5, beta_d: 19.9, beta_min: 0.1, eps_s: 0.001 }),
+      '16': n('BetaSamplingScheduler', { model: ['1', 0], steps: 5, alpha: 0.6, beta: 0.6 }),
       '20': n('TestCapture', { value: ['10', 0] }),
       '21': n('TestCapture', { value: ['11', 0] }),
       '22': n('TestCapture', { value: ['8', 0] }),
       '23': n('TestCapture', { value: ['12', 0] }),
       '24': n('TestCapture', { value: ['13', 0] }),
+      '25': n('TestCapture', { value: ['14', 0] }),
+      '26': n('TestCapture', { value: ['15', 0] }),
+      '27': n('TestCapture', { value: ['16', 0] }),
     });
+    expect(Array.from(sigmasOf('25'))).toEqual(Array.from(laplaceSigmas(5, 0.0291675, 14.614642, 0, 0.5)));
+    expect(sigmasOf('25')).toHaveLength(5);
+    expect(Array.from(sigmasOf('26'))).toEqual(Array.from(vpSigmas(5, 19.9, 0.1, 0.001)));
+    expect(Array.from(sigmasOf('27'))).toEqual(Array.from(betaScheduler(new ModelSampling(), 5, 0.6, 0.6)));
+    expect(sigmasOf('27')[0]).toBeCloseTo(14.6146, 3);
     const dual = latentOf('20');
     const plain = latentOf('21');
     const scale = Math.max(...Array.from(plain, Math.abs));

@@ -12,73 +12,76 @@ type Eps = { eps: Float32Array; denoised: Float32Array };
 
 const sigmaOfT = (t: number): number => f32(Math.exp(-t));
 
+/**
+ * k-diffusion's DPMSolver steps with torch's float32 rounding at every tensor op, in the order the
+ * Python expressions evaluate (Python-float scalars are rounded to float32 first, as torch does).
+ */
 class DpmSolver {
-  calls = 0;
   constructor(private readonly ctx: SamplerContext) {}
 
   /** eps prediction at time t (callback step index i for the denoiser's StepInfo). */
   async eps(x: Float32Array, t: number, i: number): Promise<Eps> {
     const sigma = sigmaOfT(t);
     const denoised = await this.ctx.denoiser(x, sigma, stepInfo(this.ctx, Math.min(i, this.ctx.sigmas.length - 2)));
-    this.calls++;
     const eps = new Float32Array(x.length);
-    for (let k = 0; k < x.length; k++) eps[k] = (x[k]! - denoised[k]!) / sigma;
+    for (let k = 0; k < x.length; k++) eps[k] = f32(f32(x[k]! - denoised[k]!) / sigma);
     return { eps, denoised };
   }
 
-  private lin(x: Float32Array, terms: Array<[number, Float32Array]>): Float32Array {
-    const out = Float32Array.from(x);
-    for (const [c, v] of terms) for (let k = 0; k < out.length; k++) out[k] = out[k]! + c * v[k]!;
+  /** x - c * e, elementwise in float32. */
+  private sub(x: Float32Array, c: number, e: Float32Array): Float32Array {
+    const out = new Float32Array(x.length);
+    for (let k = 0; k < out.length; k++) out[k] = f32(x[k]! - f32(c * e[k]!));
+    return out;
+  }
+
+  /** a - c * (b - e), elementwise in float32. */
+  private subDiff(a: Float32Array, c: number, b: Float32Array, e: Float32Array): Float32Array {
+    const out = new Float32Array(a.length);
+    for (let k = 0; k < out.length; k++) out[k] = f32(a[k]! - f32(c * f32(b[k]! - e[k]!)));
     return out;
   }
 
   step1(x: Float32Array, t: number, tNext: number, e: Float32Array): Float32Array {
-    const h = tNext - t;
-    return this.lin(x, [[-sigmaOfT(tNext) * Math.expm1(h), e]]);
+    const h = f32(tNext - t);
+    return this.sub(x, f32(sigmaOfT(tNext) * f32(Math.expm1(h))), e);
+  }
+
+  private async epsR1(x: Float32Array, t: number, h: number, e: Float32Array, r1: number, i: number, cache: Map<string, Float32Array>): Promise<Float32Array> {
+    let er1 = cache.get('r1');
+    if (!er1) {
+      const r1h = f32(f32(r1) * h);
+      const s1 = f32(t + r1h);
+      const u1 = this.sub(x, f32(sigmaOfT(s1) * f32(Math.expm1(r1h))), e);
+      er1 = (await this.eps(u1, s1, i)).eps;
+      cache.set('r1', er1);
+    }
+    return er1;
   }
 
   async step2(x: Float32Array, t: number, tNext: number, e: Float32Array, r1: number, i: number, cache: Map<string, Float32Array>): Promise<Float32Array> {
-    const h = tNext - t;
-    const s1 = t + r1 * h;
-    let er1 = cache.get('r1');
-    if (!er1) {
-      const u1 = this.lin(x, [[-sigmaOfT(s1) * Math.expm1(r1 * h), e]]);
-      er1 = (await this.eps(u1, s1, i)).eps;
-      cache.set('r1', er1);
-    }
+    const h = f32(tNext - t);
+    const er1 = await this.epsR1(x, t, h, e, r1, i, cache);
     const sn = sigmaOfT(tNext);
-    const em = Math.expm1(h);
-    return this.lin(x, [
-      [-sn * em, e],
-      [(-sn / (2 * r1)) * em, er1],
-      [(sn / (2 * r1)) * em, e],
-    ]);
+    const em = f32(Math.expm1(h));
+    const a = this.sub(x, f32(sn * em), e);
+    return this.subDiff(a, f32(f32(sn / f32(2 * r1)) * em), er1, e);
   }
 
   async step3(x: Float32Array, t: number, tNext: number, e: Float32Array, i: number, cache: Map<string, Float32Array>, r1 = 1 / 3, r2 = 2 / 3): Promise<Float32Array> {
-    const h = tNext - t;
-    const s1 = t + r1 * h;
-    const s2 = t + r2 * h;
-    let er1 = cache.get('r1');
-    if (!er1) {
-      const u1 = this.lin(x, [[-sigmaOfT(s1) * Math.expm1(r1 * h), e]]);
-      er1 = (await this.eps(u1, s1, i)).eps;
-      cache.set('r1', er1);
-    }
-    const c2 = sigmaOfT(s2) * (r2 / r1) * (Math.expm1(r2 * h) / (r2 * h) - 1);
-    const u2 = this.lin(x, [
-      [-sigmaOfT(s2) * Math.expm1(r2 * h), e],
-      [-c2, er1],
-      [c2, e],
-    ]);
+    const h = f32(tNext - t);
+    const er1 = await this.epsR1(x, t, h, e, r1, i, cache);
+    const r2h = f32(f32(r2) * h);
+    const s2 = f32(t + r2h);
+    const sig2 = sigmaOfT(s2);
+    const em2 = f32(Math.expm1(r2h));
+    const a2 = this.sub(x, f32(sig2 * em2), e);
+    const u2 = this.subDiff(a2, f32(f32(sig2 * f32(r2 / r1)) * f32(f32(em2 / r2h) - 1)), er1, e);
     const er2 = (await this.eps(u2, s2, i)).eps;
     const sn = sigmaOfT(tNext);
-    const c3 = (sn / r2) * (Math.expm1(h) / h - 1);
-    return this.lin(x, [
-      [-sn * Math.expm1(h), e],
-      [-c3, er2],
-      [c3, e],
-    ]);
+    const em = f32(Math.expm1(h));
+    const a3 = this.sub(x, f32(sn * em), e);
+    return this.subDiff(a3, f32(f32(sn / f32(r2)) * f32(f32(em / h) - 1)), er2, e);
   }
 }
 
@@ -166,9 +169,9 @@ export async function sampleDpmAdaptive(ctx: SamplerContext, options: DpmAdaptiv
   let xPrev = x;
   let steps = 0;
   const n = x.length;
-  while (forward ? s < f32(tEnd - 1e-5) : s > f32(tEnd + 1e-5)) {
+  while (forward ? s < f32(tEnd - f32(1e-5)) : s > f32(tEnd + f32(1e-5))) {
     const cache = new Map<string, Float32Array>();
-    const t = forward ? Math.min(tEnd, f32(s + h)) : Math.max(tEnd, f32(s + h));
+    const t = forward ? Math.min(tEnd, f32(s + f32(h))) : Math.max(tEnd, f32(s + f32(h)));
     const { eps, denoised } = await solver.eps(x, s, steps);
     let xLow: Float32Array;
     let xHigh: Float32Array;
@@ -185,7 +188,7 @@ export async function sampleDpmAdaptive(ctx: SamplerContext, options: DpmAdaptiv
       const e = f32(f32(xLow[k]! - xHigh[k]!) / delta);
       sq += e * e;
     }
-    const error = f32(f32(Math.sqrt(sq)) / Math.sqrt(n));
+    const error = f32(f32(Math.sqrt(sq)) / f32(Math.sqrt(n)));
     if (propose(error)) {
       xPrev = xLow;
       x = xHigh;
