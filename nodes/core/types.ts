@@ -1,6 +1,6 @@
 import type { SdxlSizes } from '../../runtime/models/sdxl/adm.js';
 import type { SdxlTextEncoder } from '../../runtime/models/sdxl/conditioning.js';
-import type { CfgFunction } from '../../runtime/sampling/cfg.js';
+import type { CfgFunction } from '../../runtime/sampling/guidance.js';
 import type { ModelSampling } from '../../runtime/sampling/model-sampling.js';
 import type { Conditioning, Latent } from '../../runtime/sampling/types.js';
 import type { PatchedClip, PatchedUnet } from '../../runtime/pipeline/patched-model.js';

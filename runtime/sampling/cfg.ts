@@ -15,7 +15,6 @@ import {
   type Conditioning,
   type ControlNetApplication,
   type Denoiser,
-  type GuidedDenoiser,
   type EpsModel,
   type Shape4,
 } from './types.js';
@@ -30,12 +29,7 @@ export interface CfgDenoiserOptions {
   shape: Shape4;
   /** Checked before every model call (cond and uncond may be two calls). */
   signal?: AbortSignal;
-  /** Replaces uncond + (cond - uncond) * cfg (ComfyUI's sampler_cfg_function, e.g. RescaleCFG). */
-  cfgFunction?: CfgFunction;
 }
-
-/** Combines the cond and uncond predictions (x0 space) of one step into the guided one. */
-export type CfgFunction = (args: { cond: Float32Array; uncond: Float32Array; cfg: number; x: Float32Array; sigma: number; shape: Shape4 }) => Float32Array;
 
 /** ComfyUI refuses to pad token lengths by more than this factor and runs the halves separately instead. */
 const MAX_TOKEN_REPEAT = 4;
@@ -139,7 +133,7 @@ function sameControls(a: ControlNetApplication[], b: ControlNetApplication[]): b
   });
 }
 
-export function makeCfgDenoiser(options: CfgDenoiserOptions): GuidedDenoiser {
+export function makeCfgDenoiser(options: CfgDenoiserOptions): Denoiser {
   const { model, cfg, modelSampling: ms, shape } = options;
   if (!Number.isFinite(cfg) || cfg < 0) throw new SamplingValidationError(`cfg must be a finite number >= 0, got ${cfg}`);
   const [batch, ch, height, width] = shape;
@@ -182,10 +176,9 @@ export function makeCfgDenoiser(options: CfgDenoiserOptions): GuidedDenoiser {
     return sides.map((_, i) => ms.calculateDenoised(sigma, out.subarray(i * batch * itemSize, (i + 1) * batch * itemSize), x));
   };
 
-  /** The guided prediction and the unguided one; `needUncond` disables the cfg = 1 shortcut (post-CFG hooks). */
-  const guide = async (x: Float32Array, sigma: number, needUncond: boolean): Promise<{ denoised: Float32Array; uncond: Float32Array | null }> => {
+  return async (x, sigma) => {
     const posControls = activeControls(pos, sigma);
-    if (skipUncond && !needUncond) return { denoised: (await run(x, sigma, [pos], posControls))[0]!, uncond: null };
+    if (skipUncond) return (await run(x, sigma, [pos], posControls))[0]!;
     const negControls = activeControls(neg, sigma);
     const lcmTokens = (pos.tokens * neg.tokens) / gcd(pos.tokens, neg.tokens);
     const batchable = lcmTokens / Math.min(pos.tokens, neg.tokens) <= MAX_TOKEN_REPEAT && sameControls(posControls, negControls);
@@ -197,17 +190,8 @@ export function makeCfgDenoiser(options: CfgDenoiserOptions): GuidedDenoiser {
       c = (await run(x, sigma, [pos], posControls))[0]!;
       u = (await run(x, sigma, [neg], negControls))[0]!;
     }
-    if (options.cfgFunction) return { denoised: options.cfgFunction({ cond: c, uncond: u, cfg, x, sigma, shape }), uncond: u };
     const out = new Float32Array(x.length);
     for (let i = 0; i < out.length; i++) out[i] = u[i]! + (c[i]! - u[i]!) * cfg;
-    return { denoised: out, uncond: u };
+    return out;
   };
-
-  const denoiser: Denoiser = async (x, sigma) => (await guide(x, sigma, false)).denoised;
-  return Object.assign(denoiser, {
-    withUncond: async (x: Float32Array, sigma: number) => {
-      const r = await guide(x, sigma, true);
-      return { denoised: r.denoised, uncond: r.uncond ?? r.denoised };
-    },
-  });
 }

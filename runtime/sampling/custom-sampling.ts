@@ -4,7 +4,8 @@
  * sigma schedule. The sampler's own noise (default sampler or Brownian tree) is seeded with the noise
  * source's seed, so DisableNoise runs draw from seed 0 like ComfyUI.
  */
-import { makeCfgDenoiser, type CfgFunction } from './cfg.js';
+import { makeCfgDenoiser } from './cfg.js';
+import { makeGuidedDenoiser, type CfgFunction } from './guidance.js';
 import { processLatentIn, processLatentOut, type ModelSampling } from './model-sampling.js';
 import { noiseSamplerFor, runSampler } from './sample.js';
 import { getSampler, type SamplerOptions } from './samplers/index.js';
@@ -47,7 +48,7 @@ export function cfgGuider(m: GuiderModel, positive: Conditioning, negative: Cond
   return {
     modelSampling: m.modelSampling,
     denoiser: (shape, signal) =>
-      makeCfgDenoiser({ model: m.modelFor(positive, negative, shape), modelSampling: m.modelSampling, positive, negative, cfg, shape, signal, cfgFunction: m.cfgFunction }),
+      makeGuidedDenoiser({ model: m.modelFor(positive, negative, shape), modelSampling: m.modelSampling, positive, negative, cfg, shape, signal, cfgFunction: m.cfgFunction }),
   };
 }
 

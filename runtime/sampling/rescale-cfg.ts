@@ -3,7 +3,7 @@
  * on v-space predictions, with the guided result's per-item standard deviation pulled back towards
  * the positive prediction's by `multiplier`. A CfgFunction, like ComfyUI's sampler_cfg_function.
  */
-import type { CfgFunction } from './cfg.js';
+import type { CfgFunction } from './guidance.js';
 import { f32 } from './f32.js';
 
 /** Unbiased standard deviation of a slice. */

@@ -3,7 +3,7 @@
  * comfy.sample.sample -> KSampler.sample -> CFGGuider -> KSAMPLER): schedule, step window, latent
  * scaling, initial noise, the sampler loop with progress and cancellation, and scaling back out.
  */
-import { makeCfgDenoiser, type CfgFunction } from './cfg.js';
+import { makeGuidedDenoiser, type CfgFunction } from './guidance.js';
 import { processLatentIn, processLatentOut, type ModelSampling } from './model-sampling.js';
 import { BROWNIAN_SAMPLERS, getSampler, type SamplerOptions } from './samplers/index.js';
 import { brownianTreeNoiseSampler } from './brownian.js';
@@ -212,7 +212,7 @@ export async function sample(options: SampleOptions): Promise<Latent> {
   const latentIn = isEmpty ? latent.data : processLatentIn(ms.latentFormat, latent.data);
   const x0 = ms.noiseScaling(sigmas[0]!, noise, latentIn, ms.isMaxDenoise(sigmas[0]!));
 
-  const denoiser = makeCfgDenoiser({
+  const denoiser = makeGuidedDenoiser({
     model: options.model,
     positive: options.positive,
     negative: options.negative,

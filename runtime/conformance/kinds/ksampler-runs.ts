@@ -4,7 +4,7 @@ import { noiseSamplerFor, sample } from '../../sampling/sample.js';
 import { BROWNIAN_SAMPLERS } from '../../sampling/samplers/index.js';
 import { scheduleSigmas } from '../../sampling/schedulers.js';
 import { randnLike } from '../../sampling/torch-rng.js';
-import type { CfgFunction } from '../../sampling/cfg.js';
+import type { CfgFunction } from '../../sampling/guidance.js';
 import type { Conditioning, EpsModel, Latent, NoiseSampler, Shape4 } from '../../sampling/types.js';
 import type { ConformanceCase } from '../case.js';
 import type { CaseModels } from '../models.js';
