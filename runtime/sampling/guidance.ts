@@ -6,7 +6,7 @@
  * one batch of two, and every conditioning feature of makeCfgDenoiser applies per side).
  */
 import { makeCfgDenoiser, type CfgDenoiserOptions } from './cfg.js';
-import type { Conditioning, GuidedDenoiser, Shape4, StepInfo } from './types.js';
+import type { Conditioning, EpsModel, GuidedDenoiser, Shape4, StepInfo } from './types.js';
 
 /** Combines the cond and uncond predictions (x0 space) of one step into the guided one. */
 export type CfgFunction = (args: { cond: Float32Array; uncond: Float32Array; cfg: number; x: Float32Array; sigma: number; shape: Shape4 }) => Float32Array;
@@ -19,9 +19,11 @@ export interface GuidedDenoiserOptions extends CfgDenoiserOptions {
 export function makeGuidedDenoiser(options: GuidedDenoiserOptions): GuidedDenoiser {
   const { cfgFunction, ...base } = options;
   const { cfg, shape } = base;
-  const side = (c: Conditioning) => makeCfgDenoiser({ ...base, positive: c, negative: c, cfg: 1 });
-  const condD = side(base.positive);
-  const uncondD = side(base.negative);
+  const side = (c: Conditioning, model: EpsModel) => makeCfgDenoiser({ ...base, model, positive: c, negative: c, cfg: 1 });
+  // The negative side runs alone, but the model must still see it as the uncond half (SDXL picks its y by it).
+  const asUncond: EpsModel = (xIn, callShape, t, cond) => base.model(xIn, callShape, t, { ...cond, condOrUncond: cond.condOrUncond.map(() => 'uncond' as const) });
+  const condD = side(base.positive, base.model);
+  const uncondD = side(base.negative, asUncond);
   const both = async (x: Float32Array, sigma: number, step: StepInfo) => {
     const cond = await condD(x, sigma, step);
     const uncond = await uncondD(x, sigma, step);
