@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Executor } from '../../runtime/executor/executor.js';
 import { validatePrompt } from '../../runtime/executor/validate.js';
 import { DEMO_CHECKPOINT } from '../../runtime/models/synthetic/demo.js';
+import { DEMO_SDXL_CHECKPOINT } from '../../runtime/models/synthetic/demo-sdxl.js';
 import { ModelSampling } from '../../runtime/sampling/model-sampling.js';
 import { SAMPLER_NAMES } from '../../runtime/sampling/samplers/index.js';
 import { SCHEDULER_NAMES, betaScheduler, karrasSigmas } from '../../runtime/sampling/schedulers.js';
@@ -218,6 +219,33 @@ describe('custom-sampling and model-sampling nodes run through the executor on t
     }
     const scale = Math.max(...Array.from(plain, Math.abs));
     expect(maxDiff(latentOf('25'), plain)).toBeLessThan(1e-4 * scale);
+  });
+
+  it('SDXL: a CFG++ sampler through SamplerCustomAdvanced equals KSampler, and RescaleCFG runs (each side gets its own y)', async () => {
+    const sdxl = (k: string, model: [string, number]) => n('KSampler', { model, seed: 4, steps: 2, cfg: 4, sampler_name: k, scheduler: 'karras', positive: ['2', 0], negative: ['3', 0], latent_image: ['4', 0], denoise: 1 });
+    await run({
+      '1': n('CheckpointLoaderSimple', { ckpt_name: DEMO_SDXL_CHECKPOINT }),
+      '2': n('CLIPTextEncodeSDXL', { clip: ['1', 1], width: 64, height: 48, crop_w: 0, crop_h: 0, target_width: 64, target_height: 48, text_g: 'a red boat', text_l: 'a red boat' }),
+      '3': n('CLIPTextEncode', { text: 'fog', clip: ['1', 1] }),
+      '4': n('EmptyLatentImage', { width: 64, height: 48, batch_size: 1 }),
+      '5': sdxl('euler_cfg_pp', ['1', 0]),
+      '6': n('RandomNoise', { noise_seed: 4 }),
+      '7': n('CFGGuider', { model: ['1', 0], positive: ['2', 0], negative: ['3', 0], cfg: 4 }),
+      '8': n('KSamplerSelect', { sampler_name: 'euler_cfg_pp' }),
+      '9': n('BasicScheduler', { model: ['1', 0], scheduler: 'karras', steps: 2, denoise: 1 }),
+      '10': n('SamplerCustomAdvanced', { noise: ['6', 0], guider: ['7', 0], sampler: ['8', 0], sigmas: ['9', 0], latent_image: ['4', 0] }),
+      '11': n('RescaleCFG', { model: ['1', 0], multiplier: 0 }),
+      '12': sdxl('euler', ['11', 0]),
+      '13': sdxl('euler', ['1', 0]),
+      '20': n('TestCapture', { value: ['5', 0] }),
+      '21': n('TestCapture', { value: ['10', 0] }),
+      '22': n('TestCapture', { value: ['12', 0] }),
+      '23': n('TestCapture', { value: ['13', 0] }),
+    });
+    expect(latentOf('20').some((v) => v !== 0)).toBe(true);
+    expect(Array.from(latentOf('21'))).toEqual(Array.from(latentOf('20')));
+    const plain = latentOf('23');
+    expect(maxDiff(latentOf('22'), plain)).toBeLessThan(1e-4 * Math.max(...Array.from(plain, Math.abs)));
   });
 
   it('bad inputs name the problem', async () => {
