@@ -8,7 +8,7 @@ import { rescaleCfg } from '../../runtime/sampling/rescale-cfg.js';
 import type { NodeSpec } from '../spec.js';
 import type { ModelValue } from './types.js';
 
-const DISCRETE: Record<string, Prediction> = { eps: 'eps', v_prediction: 'v', lcm: 'lcm', x0: 'x0' };
+const DISCRETE: Record<string, Prediction> = { eps: 'eps', v_prediction: 'v', lcm: 'lcm', x0: 'x0', img_to_img: 'img_to_img' };
 const CONTINUOUS: Record<string, Prediction> = { v_prediction: 'v', edm: 'edm', eps: 'eps' };
 
 export function modelSamplingNodes(): NodeSpec[] {
@@ -16,7 +16,7 @@ export function modelSamplingNodes(): NodeSpec[] {
     {
       name: 'ModelSamplingDiscrete',
       category: 'advanced/model',
-      description: "Sets the model's prediction type (eps, v, LCM, x0) and optionally rescales the schedule to zero terminal SNR.",
+      description: "Sets the model's prediction type (eps, v, LCM, x0, img_to_img) and optionally rescales the schedule to zero terminal SNR.",
       inputs: {
         required: {
           model: { type: 'MODEL' },

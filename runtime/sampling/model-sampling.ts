@@ -8,11 +8,12 @@ import { SamplingValidationError } from './types.js';
 
 /**
  * What the UNet predicts: eps (noise), v, x0 (the clean latent), lcm (eps with LCM's consistency
- * boundary scaling over a 50-step distilled schedule), or edm (Karras' preconditioning, sigma_data 0.5).
+ * boundary scaling over a 50-step distilled schedule), edm (Karras' preconditioning, sigma_data 0.5), or
+ * img_to_img (x0 from an unscaled input).
  */
-export type Prediction = 'eps' | 'v' | 'x0' | 'lcm' | 'edm';
+export type Prediction = 'eps' | 'v' | 'x0' | 'lcm' | 'edm' | 'img_to_img';
 
-const PREDICTIONS: readonly Prediction[] = ['eps', 'v', 'x0', 'lcm', 'edm'];
+const PREDICTIONS: readonly Prediction[] = ['eps', 'v', 'x0', 'lcm', 'edm', 'img_to_img'];
 
 export interface LatentFormat {
   /** process_latent_in multiplies by this (SD1.x 0.18215, SDXL 0.13025). */
@@ -211,6 +212,7 @@ export class ModelSampling {
 
   /** Model input: x / sqrt(sigma^2 + 1). */
   calculateInput(sigma: number, x: Float32Array): Float32Array {
+    if (this.prediction === 'img_to_img') return Float32Array.from(x);
     const c = Math.sqrt(sigma * sigma + this.sigmaData * this.sigmaData);
     const out = new Float32Array(x.length);
     for (let i = 0; i < x.length; i++) out[i] = x[i]! / c;
@@ -222,7 +224,7 @@ export class ModelSampling {
     const out = new Float32Array(x.length);
     if (this.prediction === 'eps') {
       for (let i = 0; i < x.length; i++) out[i] = x[i]! - sigma * modelOutput[i]!;
-    } else if (this.prediction === 'x0') {
+    } else if (this.prediction === 'x0' || this.prediction === 'img_to_img') {
       out.set(modelOutput.subarray(0, x.length));
     } else if (this.prediction === 'lcm') {
       // LCM's boundary condition: blend the eps-derived x0 with the input by the scaled timestep.

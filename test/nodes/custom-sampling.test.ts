@@ -195,6 +195,9 @@ describe('custom-sampling and model-sampling nodes run through the executor on t
       '8': n('ModelSamplingDiscrete', { model: ['1', 0], sampling: 'x0', zsnr: false }),
       '9': n('RescaleCFG', { model: ['1', 0], multiplier: 0 }),
       '10': n('ModelSamplingContinuousEDM', { model: ['1', 0], sampling: 'edm', sigma_max: 80, sigma_min: 0.002 }),
+      '18': n('ModelSamplingDiscrete', { model: ['1', 0], sampling: 'img_to_img', zsnr: false }),
+      '19': n('KSampler', ks(['18', 0])),
+      '27': n('TestCapture', { value: ['19', 0] }),
       '11': n('KSampler', ks(['1', 0])),
       '12': n('KSampler', ks(['5', 0])),
       '13': n('KSampler', ks(['6', 0])),
@@ -212,7 +215,7 @@ describe('custom-sampling and model-sampling nodes run through the executor on t
     });
     const plain = latentOf('20');
     expect(Array.from(latentOf('21'))).toEqual(Array.from(plain));
-    for (const id of ['22', '23', '24', '26']) {
+    for (const id of ['22', '23', '24', '26', '27']) {
       const other = latentOf(id);
       expect(other.every(Number.isFinite), id).toBe(true);
       expect(maxDiff(other, plain), id).toBeGreaterThan(1e-3);
