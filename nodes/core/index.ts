@@ -15,6 +15,8 @@ import { modelPatchNodes } from './model-patch-nodes.js';
 import { mergeNodes } from './merge-nodes.js';
 import { upscaleNodes } from './upscale-nodes.js';
 import { diffControlNetNodes } from './diff-controlnet-nodes.js';
+import { customSamplingNodes } from './custom-sampling-nodes.js';
+import { modelSamplingNodes } from './model-sampling-nodes.js';
 
 /** The built-in node library for one runtime environment (ComfyUI core class names where they exist). */
 export function createCoreRegistry(env: RuntimeEnv): NodeRegistry {
@@ -25,6 +27,7 @@ export function createCoreRegistry(env: RuntimeEnv): NodeRegistry {
   registry.registerAll(upscaleNodes(env));
   registry.registerAll(diffControlNetNodes(env));
   registry.registerAll([...conditioningAreaNodes(), ...latentOpsNodes(), ...maskNodes(env), ...imageOpsNodes()]);
+  registry.registerAll([...customSamplingNodes(), ...modelSamplingNodes()]);
   // Our own names for nodes ComfyUI calls otherwise.
   registry.alias('LoadCheckpoint', 'CheckpointLoaderSimple');
   registry.alias('LoadControlNet', 'ControlNetLoader');

@@ -45,12 +45,16 @@ function checkContextWidth(model: ModelValue, cond: ConditioningValue, side: str
 }
 
 /** The UNet as the sampler calls it: SDXL adds each conditioning's y; SD1.x needs nothing more. */
-function samplerModel(a: KSamplerArgs): EpsModel {
-  checkContextWidth(a.model, a.positive, 'positive');
-  checkContextWidth(a.model, a.negative, 'negative');
-  if (a.model.family === 'sdxl') return sdxlSamplerModel(a.model, a.positive, a.negative, a.latent.samples.shape, a.seed);
+export function epsModelFor(model: ModelValue, positive: ConditioningValue, negative: ConditioningValue, latentShape: readonly number[], seed?: number | bigint): EpsModel {
+  checkContextWidth(model, positive, 'positive');
+  checkContextWidth(model, negative, 'negative');
+  if (model.family === 'sdxl') return sdxlSamplerModel(model, positive, negative, latentShape, seed);
   // The seed goes along for patches that draw from torch's global generator after prepare_noise (HyperTile).
-  return a.model.unet.epsModel({ seed: a.seed });
+  return model.unet.epsModel(seed === undefined ? {} : { seed });
+}
+
+function samplerModel(a: KSamplerArgs): EpsModel {
+  return epsModelFor(a.model, a.positive, a.negative, a.latent.samples.shape, a.seed);
 }
 
 /**
@@ -59,7 +63,7 @@ function samplerModel(a: KSamplerArgs): EpsModel {
  */
 const ACTIVATION_BYTES_PER_CHANNEL_PIXEL = 4 * 48;
 
-function checkActivationsFit(a: KSamplerArgs): void {
+export function checkActivationsFit(a: Pick<KSamplerArgs, 'model' | 'latent' | 'cfg'>): void {
   const [b, , h, w] = a.latent.samples.shape;
   const batch = a.cfg === 1 ? b : 2 * b;
   const need = batch * a.model.unet.base.config.modelChannels * h * w * ACTIVATION_BYTES_PER_CHANNEL_PIXEL;
@@ -88,6 +92,7 @@ export async function runKSampler(a: KSamplerArgs, ctx: NodeContext): Promise<La
     negative: a.negative,
     signal: ctx.signal,
     ...latentSampleOptions(a.model, a.latent, a.seed),
+    cfgFunction: a.model.cfgFunction,
     ...a.extra,
     onStep: async (p) => {
       const prev = latentPreview({ data: p.denoised, shape: p.shape }, a.model.sampling.latentFormat);

@@ -26,6 +26,11 @@ export interface StepInfo {
  */
 export type Denoiser = (x: Float32Array, sigma: number, step: StepInfo) => Promise<Float32Array>;
 
+/** A CFG denoiser that can also hand out the unguided (negative) prediction of the same step. */
+export type GuidedDenoiser = Denoiser & {
+  withUncond?: (x: Float32Array, sigma: number, step: StepInfo) => Promise<{ denoised: Float32Array; uncond: Float32Array }>;
+};
+
 /** Noise for ancestral / SDE steps: a fresh N(0, 1) tensor of the latent's numel per call. */
 export type NoiseSampler = (sigma: number, sigmaNext: number) => Float32Array;
 

@@ -105,11 +105,19 @@ describe('every recorded sigma schedule', () => {
 
 describe('schedulers', () => {
   it('lists ComfyUI names', () => {
-    expect([...SCHEDULER_NAMES].sort()).toEqual(['beta', 'ddim_uniform', 'exponential', 'karras', 'normal', 'sgm_uniform', 'simple']);
+    expect([...SCHEDULER_NAMES]).toEqual(['simple', 'sgm_uniform', 'karras', 'exponential', 'ddim_uniform', 'beta', 'normal', 'linear_quadratic', 'kl_optimal']);
+  });
+
+  it('kl_optimal with one step is [nan, 0], as ComfyUI computes it (division by steps - 1)', () => {
+    const s = calculateSigmas(ms, 'kl_optimal', 1);
+    expect(s).toHaveLength(2);
+    expect(Number.isNaN(s[0]!)).toBe(true);
+    expect(s[1]).toBe(0);
   });
 
   it.each(SCHEDULER_NAMES.map((n) => [n]))('%s: decreasing, ends in 0, starts at sigma_max', (name) => {
     for (const steps of [1, 2, 3, 7, 20, 50]) {
+      if (name === 'kl_optimal' && steps === 1) continue;
       const s = calculateSigmas(ms, name, steps);
       expect(s[s.length - 1]).toBe(0);
       expect(s.length).toBeGreaterThanOrEqual(2);
