@@ -6,16 +6,17 @@
  *
  *   npx tsx scripts/check-workflow-corpus.ts <folder> [--run] [--json out.json]
  */
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createCoreRegistry } from '../nodes/core/index.js';
 import { createRuntimeEnv } from '../nodes/env.js';
 import type { NodeRegistry } from '../nodes/registry.js';
 import { Executor } from '../runtime/executor/executor.js';
 import { validatePrompt } from '../runtime/executor/validate.js';
-import { ensureDemoInput, ensureDemoModels } from '../runtime/models/synthetic/demo.js';
+import { DEMO_CHECKPOINT, ensureDemoInput, ensureDemoModels } from '../runtime/models/synthetic/demo.js';
 import type { ApiPrompt } from '../runtime/workflow/api-schema.js';
 import { importWorkflow } from '../runtime/workflow/import.js';
 import { readWorkflowFromPng } from '../runtime/workflow/png.js';
@@ -30,6 +31,18 @@ const dataDir = mkdtempSync(join(tmpdir(), 'resflow-corpus-'));
 const env = createRuntimeEnv({ dataDir });
 ensureDemoModels(env.folders.modelsDir);
 await ensureDemoInput(env.inputDir);
+// One local file of every kind a shared workflow may name: demo files, plus small real-layout ones from the shared data.
+const sharedModels = resolve(fileURLToPath(new URL('..', import.meta.url)), '../shared');
+const stock: Array<[string, string]> = [
+  ['vae', join(env.folders.modelsDir, 'checkpoints', DEMO_CHECKPOINT)],
+  ['upscale_models', join(sharedModels, 'conformance-nodes/models/esrgan-old-x4.safetensors')],
+  ['hypernetworks', join(sharedModels, 'conformance-nodes/models/hypernetwork-a.pt')],
+];
+for (const [kind, file] of stock) {
+  if (!existsSync(file)) continue;
+  mkdirSync(join(env.folders.modelsDir, kind), { recursive: true });
+  copyFileSync(file, join(env.folders.modelsDir, kind, basename(file)));
+}
 const registry = createCoreRegistry(env);
 
 /** Points every file-name combo at an existing choice, the way a user would pick their own files. */
