@@ -1,6 +1,10 @@
 import { NodeRegistry } from '../registry.js';
 import type { RuntimeEnv } from '../env.js';
 import { conditioningNodes } from './conditioning-nodes.js';
+import { conditioningAreaNodes } from './conditioning-area-nodes.js';
+import { imageOpsNodes } from './image-ops-nodes.js';
+import { latentOpsNodes } from './latent-ops-nodes.js';
+import { maskNodes } from './mask-nodes.js';
 import { imageNodes } from './image-nodes.js';
 import { latentNodes } from './latent-nodes.js';
 import { loaderNodes } from './loader-nodes.js';
@@ -11,6 +15,8 @@ import { modelPatchNodes } from './model-patch-nodes.js';
 import { mergeNodes } from './merge-nodes.js';
 import { upscaleNodes } from './upscale-nodes.js';
 import { diffControlNetNodes } from './diff-controlnet-nodes.js';
+import { customSamplingNodes } from './custom-sampling-nodes.js';
+import { modelSamplingNodes } from './model-sampling-nodes.js';
 
 /** The built-in node library for one runtime environment (ComfyUI core class names where they exist). */
 export function createCoreRegistry(env: RuntimeEnv): NodeRegistry {
@@ -20,6 +26,8 @@ export function createCoreRegistry(env: RuntimeEnv): NodeRegistry {
   registry.registerAll(mergeNodes(env));
   registry.registerAll(upscaleNodes(env));
   registry.registerAll(diffControlNetNodes(env));
+  registry.registerAll([...conditioningAreaNodes(), ...latentOpsNodes(), ...maskNodes(env), ...imageOpsNodes()]);
+  registry.registerAll([...customSamplingNodes(), ...modelSamplingNodes()]);
   // Our own names for nodes ComfyUI calls otherwise.
   registry.alias('LoadCheckpoint', 'CheckpointLoaderSimple');
   registry.alias('LoadControlNet', 'ControlNetLoader');

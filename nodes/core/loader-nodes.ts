@@ -3,8 +3,8 @@ import { detectFamily } from '../../runtime/models/checkpoint.js';
 import { ControlNet } from '../../runtime/models/controlnet/controlnet.js';
 import { isT2IAdapterFile, T2IAdapter } from '../../runtime/models/t2i/adapter.js';
 import { Vae } from '../../runtime/models/vae/index.js';
-import { loadResAdapter, resolveResAdapterFiles, type ResAdapter } from '../../runtime/adapters/resadapter.js';
-import { applyResAdapter, checkpointKeyShapes, loadLoraForModels } from '../../runtime/pipeline/adapter-loaders.js';
+import { resolveResAdapterFiles, type ResAdapter } from '../../runtime/adapters/resadapter.js';
+import { applyResAdapter, loadLoraForModels } from '../../runtime/pipeline/adapter-loaders.js';
 import { PatchedClip, PatchedUnet } from '../../runtime/pipeline/patched-model.js';
 import { loadSd1 } from '../../runtime/pipeline/sd1-loader.js';
 import { sidecarPath } from '../../runtime/pipeline/sdxl-loader.js';
@@ -143,8 +143,8 @@ export function loaderNodes(env: RuntimeEnv): NodeSpec[] {
       execute({ model, resadapter, alpha, norm_strength }) {
         const m = model as ModelValue;
         const ra = resadapter as Pick<ResAdapter, 'files'>;
-        const adapter = loadResAdapter(ra.files, checkpointKeyShapes(m.unet.base.weights.file));
-        const r = applyResAdapter(m.unet, adapter, Number(alpha), { normStrength: Number(norm_strength) });
+        // The parse is cached by file content: an alpha change reuses it, its LoRA products and the session.
+        const r = applyResAdapter(m.unet, ra.files, Number(alpha), { normStrength: Number(norm_strength) });
         return [{ ...m, unet: r.model }];
       },
     },

@@ -1,4 +1,5 @@
 import { statSync } from 'node:fs';
+import { fileFingerprint } from '../safetensors/fingerprint.js';
 import type { GraphBuilder, T } from '../graph/builder.js';
 import type { SafetensorsFile } from '../safetensors/reader.js';
 
@@ -31,8 +32,9 @@ export class WeightSet {
       return;
     }
     const st = statSync(file.path);
-    // Path + size + mtime identify the content cheaply; the compiled-model cache keys on it.
-    this.identity = `${file.path}:${st.size}:${st.mtimeMs}`;
+    // The compiled-model cache keys on it: path, size and mtime, plus a content fingerprint (header + sampled
+    // data) so a same-size rewrite that keeps the mtime never reuses stale compiled weights.
+    this.identity = `${file.path}:${st.size}:${st.mtimeMs}:${fileFingerprint(file.path)}`;
   }
 
   /** The content identity compiled-model caches key on. */

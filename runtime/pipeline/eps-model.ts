@@ -60,11 +60,23 @@ async function controlResiduals(controls: ActiveControl[], x: TensorData, t: Ten
   return { outputs: acc.outputs.map((d, i) => ({ data: d, dims: acc!.dims.outputs[i]! })), middle: { data: acc.middle, dims: acc.dims.middle } };
 }
 
+/** Inpainting UNets take extra input channels after x (ComfyUI's c_concat). */
+function withConcat(xIn: Float32Array, shape: Shape4, extra: Float32Array, k: number): TensorData {
+  const [B, C, h, w] = shape;
+  const plane = h * w;
+  const out = new Float32Array(B * (C + k) * plane);
+  for (let b = 0; b < B; b++) {
+    out.set(xIn.subarray(b * C * plane, (b + 1) * C * plane), b * (C + k) * plane);
+    out.set(extra.subarray(b * k * plane, (b + 1) * k * plane), (b * (C + k) + C) * plane);
+  }
+  return { data: out, dims: [B, C + k, h, w] };
+}
+
 /** Adapts a loaded UNet (+ ControlNets) to the sampler's EpsModel contract. */
 export function unetEpsModel(unet: UnetModel, opts: EpsModelOptions = {}): EpsModel {
   let randint: ((n: number) => number) | undefined;
   return async (xIn, shape, timestep, cond) => {
-    const x: TensorData = { data: xIn, dims: shape };
+    const x: TensorData = cond.concat ? withConcat(xIn, shape, cond.concat.data, cond.concat.shape[1]) : { data: xIn, dims: shape };
     const ts = new Float32Array(shape[0]).fill(timestep);
     const context: TensorData = { data: cond.context, dims: cond.contextShape };
     const cnets = cond.controls.filter((c) => !isT2IControl(c));

@@ -92,7 +92,7 @@ export class ControlNet {
   /** A ControlNet over weights already opened (or derived, e.g. a diff ControlNet added to its UNet). */
   static async fromWeights(path: string, w: WeightSet, overrides: UnetConfigOverrides = {}): Promise<ControlNet> {
     const cfg = inferUnetConfig(w, overrides, w.file.metadata);
-    const session = await compileGraph(buildControlNetGraph(w, cfg));
+    const session = await compileGraph(buildControlNetGraph(w, cfg), { role: 'controlnet' });
     return new ControlNet(path, cfg, session);
   }
 

@@ -70,7 +70,7 @@ export class UnetModel {
     const key = (withControl ? 'control' : 'plain') + (patches ? `|${variantKey(patches)}` : '') + (inputControlBlocks.length ? `|in:${inputControlBlocks.join(',')}` : '');
     let s = this.sessions.get(key);
     if (!s) {
-      s = compileGraph(buildUnetGraph(this.weights, this.config, { withControl, overridable: this.overridable, ...(patches ? { patches } : {}), ...(inputControlBlocks.length ? { inputControlBlocks } : {}) }));
+      s = compileGraph(buildUnetGraph(this.weights, this.config, { withControl, overridable: this.overridable, ...(patches ? { patches } : {}), ...(inputControlBlocks.length ? { inputControlBlocks } : {}) }), { role: 'unet' });
       this.sessions.set(key, s);
       s.catch(() => this.sessions.delete(key));
     }
