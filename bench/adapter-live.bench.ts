@@ -52,7 +52,8 @@ if (args.model === 'demo') {
   [ckptName, adapterName, loraName] = [DEMO_CHECKPOINT, DEMO_RESADAPTER, DEMO_LCM_LORA];
 } else {
   const ckpt = ensureSd15Checkpoint(log);
-  for (const d of ['checkpoints', 'resadapters']) mkdirSync(join(models, d), { recursive: true });
+  for (const d of ['checkpoints', 'resadapters', 'tokenizers']) mkdirSync(join(models, d), { recursive: true });
+  symlinkSync(resolve(ROOT, '../shared/clip-tokenizer'), join(models, 'tokenizers', 'clip-vit-large-patch14'));
   symlinkSync(ckpt, join(models, 'checkpoints', 'sd15.safetensors'));
   symlinkSync(resolve(ROOT, '../shared/resadapter/resadapter_v2_sd1.5'), join(models, 'resadapters', 'resadapter_v2_sd1.5'));
   [ckptName, adapterName, loraName] = ['sd15.safetensors', 'resadapter_v2_sd1.5', undefined];

@@ -1,7 +1,7 @@
 import { compileGraph, type CompiledSession, type TensorData } from '../../graph/session.js';
 import type { WeightSet } from '../weights.js';
 import type { UnetConfig } from './config.js';
-import { buildUnetGraph, resAdapterTargets } from './unet.js';
+import { buildUnetGraph, resAdapterTargets, skipChannels } from './unet.js';
 
 export interface UnetCallOptions {
   /** ControlNet residuals already multiplied by strength; summed over chained ControlNets. */
@@ -13,11 +13,15 @@ export interface UnetCallOptions {
 }
 
 /**
- * A loaded UNet: compiles lazily one session without and one with ControlNet inputs. Adapter targets stay
- * graph inputs, so applying or re-weighting adapters never rebuilds the session.
+ * A loaded UNet: compiles lazily one session, with ControlNet residual inputs that plain calls fill with zeros,
+ * so a ControlNet run shares the UNet's weights instead of compiling a second full UNet session (adding zero
+ * is exact: plain results are unchanged). Adapter targets stay graph inputs, so applying or re-weighting
+ * adapters never rebuilds the session.
  */
 export class UnetModel {
   private sessions = new Map<string, Promise<CompiledSession>>();
+  private zeroControl: { key: string; feeds: Record<string, TensorData> } | undefined;
+  private loadedSession: CompiledSession | undefined;
   readonly overridable: Set<string>;
 
   constructor(
@@ -52,13 +56,19 @@ export class UnetModel {
     if (changed) this.sessions.clear();
   }
 
-  session(withControl: boolean): Promise<CompiledSession> {
-    const key = withControl ? 'control' : 'plain';
+  /** Whether the session is compiled and its ORT state loaded (its weights already in memory). */
+  sessionLoaded(): boolean {
+    return this.loadedSession?.loaded ?? false;
+  }
+
+  /** The one session of this UNet (`withControl` is kept for callers; plain and ControlNet calls share it). */
+  session(_withControl = false): Promise<CompiledSession> {
+    const key = 'unet';
     let s = this.sessions.get(key);
     if (!s) {
-      s = compileGraph(buildUnetGraph(this.weights, this.config, { withControl, overridable: this.overridable }));
+      s = compileGraph(buildUnetGraph(this.weights, this.config, { withControl: true, overridable: this.overridable }));
       this.sessions.set(key, s);
-      s.catch(() => this.sessions.delete(key));
+      s.then((done) => (this.loadedSession = done)).catch(() => this.sessions.delete(key));
     }
     return s;
   }
@@ -70,9 +80,33 @@ export class UnetModel {
     if (opts.control) {
       opts.control.outputs.forEach((t, i) => (feeds[`control_${i}`] = t));
       feeds.control_middle = opts.control.middle;
-    }
+    } else Object.assign(feeds, this.zeroResiduals(x.dims));
     const s = await this.session(Boolean(opts.control));
     const r = await s.run(feeds, opts.overrides);
     return r.eps!;
+  }
+
+  /** Zero ControlNet residuals for an x of these dims: the skip shapes (stride-2 convs round up), then the middle. */
+  private zeroResiduals(xDims: readonly number[]): Record<string, TensorData> {
+    const key = xDims.join('x');
+    if (this.zeroControl?.key === key) return this.zeroControl.feeds;
+    const [b = 1, , height = 1, width = 1] = xDims;
+    let h = height;
+    let w = width;
+    const shapes: number[][] = this.config.inputBlocks.map((blk, i) => {
+      if (blk.kind === 'down') (h = Math.ceil(h / 2)), (w = Math.ceil(w / 2));
+      return [b, skipChannels(this.config, i), h, w];
+    });
+    shapes.push([b, skipChannels(this.config, this.config.inputBlocks.length - 1), h, w]);
+    const largest = Math.max(...shapes.map((s) => s.reduce((x, y) => x * y, 1)));
+    // One zero buffer backs every residual (read-only inputs), sized for the largest.
+    const zeros = new Float32Array(largest);
+    const feeds: Record<string, TensorData> = {};
+    shapes.forEach((dims, i) => {
+      const n = dims.reduce((x, y) => x * y, 1);
+      feeds[i < shapes.length - 1 ? `control_${i}` : 'control_middle'] = { data: zeros.subarray(0, n), dims };
+    });
+    this.zeroControl = { key, feeds };
+    return feeds;
   }
 }
