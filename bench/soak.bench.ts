@@ -59,10 +59,15 @@ const checkpoints = [DEMO_CHECKPOINT, variant('soak-b.safetensors', 1), variant(
 const registry = createCoreRegistry(env);
 const server = await startServer({ env, registry, port: 0, log: () => {}, staticDir: join(dataDir, 'no-static') });
 
+/**
+ * Prompt i: checkpoint i mod 3, ControlNet on/off, LoRA strength 0/0.5/1, ResAdapter alpha 0.5/0.75/1, nested so
+ * that the first CYCLE prompts meet every combination once; the seed is new every prompt, as a user's is.
+ */
+const CYCLE = 3 * 2 * 3 * 3;
 function prompt(i: number): Record<string, unknown> {
-  const control = i % 2 === 1;
-  const strength = [0, 0.5, 1][Math.floor(i / 3) % 3]!;
-  const alpha = 0.4 + (i % 7) / 10;
+  const control = Math.floor(i / 3) % 2 === 1;
+  const strength = [0, 0.5, 1][Math.floor(i / 6) % 3]!;
+  const alpha = [0.5, 0.75, 1][Math.floor(i / 18) % 3]!;
   const p: Record<string, { class_type: string; inputs: Record<string, unknown> }> = {
     '1': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: checkpoints[i % 3] } },
     '2': { class_type: 'LoadResAdapter', inputs: { resadapter_name: DEMO_RESADAPTER } },
@@ -116,15 +121,14 @@ function snapshot(i: number) {
   };
 }
 
-const CYCLE = 18; // i%3 checkpoint × i%2 ControlNet × LoRA strength (period 9): all combinations within 18 prompts
-log(`soak: ${total} prompts through ${server.url}, ${size}² image, ${steps} steps; 3 checkpoints, LoRA strength 0/0.5/1, ResAdapter alpha 0.4–1.0, ControlNet every other prompt`);
+log(`soak: ${total} prompts through ${server.url}, ${size}² image, ${steps} steps; 3 checkpoints × ControlNet on/off × LoRA strength 0/0.5/1 × ResAdapter alpha 0.5/0.75/1 (all ${CYCLE} combinations per cycle), a new seed every prompt`);
 const t0 = performance.now();
 let afterCycle = 0;
 const rows: number[] = [];
 for (let i = 0; i < total; i++) {
   await runPrompt(i);
   if (i + 1 === CYCLE) afterCycle = process.memoryUsage().rss;
-  if ((i + 1) % 10 === 0 || i + 1 === CYCLE || i + 1 === total) {
+  if ((i + 1) % 10 === 0 || (i + 1) % CYCLE === 0 || i + 1 === total) {
     const snap = snapshot(i + 1);
     rows.push(snap.rss);
     log(snap.line);
@@ -132,5 +136,6 @@ for (let i = 0; i < total; i++) {
 }
 const end = process.memoryUsage().rss;
 log(`${total} prompts in ${((performance.now() - t0) / 1000).toFixed(0)} s; RSS after the first full cycle (${CYCLE} prompts) ${mb(afterCycle)}, after the run ${mb(end)}: ratio ${(end / afterCycle).toFixed(2)} (target ≤ 1.2)`);
+log(`executor output cache budget ${mb(server.executor.cacheStats().budgetBytes)}: what still grows after the first cycle is each prompt's own outputs (new seed), kept until that budget`);
 await server.close();
 process.exit(end <= 1.2 * afterCycle ? 0 : 1);
