@@ -1,6 +1,6 @@
 /**
- * One UNet session serves plain and ControlNet calls: the residual inputs get zeros when no ControlNet is
- * attached, which leaves the plain result bit for bit unchanged, and a ControlNet run compiles nothing new.
+ * One UNet session at a time: after the first ControlNet run, the ControlNet-capable session serves plain calls
+ * too (zero residuals, bit for bit the plain result) and the plain session is released.
  */
 import { describe, expect, it } from 'vitest';
 import { sessionStats } from '../../runtime/graph/session.js';
@@ -14,8 +14,8 @@ describe('UNet with and without ControlNet residuals', () => {
     const unet = freshUnet(c);
     const { x, t, ctx } = unetInputs(c);
     const plain = await unet.eps(x, t, ctx);
+    const plainSession = await unet.session(false);
     const sessions = sessionStats().sessions;
-    expect(await unet.session(true)).toBe(await unet.session(false));
 
     // Residual shapes of this odd-sized latent (stride-2 convs round up), filled by hand.
     const [b, , H, W] = x.dims as number[];
@@ -31,6 +31,14 @@ describe('UNet with and without ControlNet residuals', () => {
 
     const zero = await unet.eps(x, t, ctx, { control: { outputs, middle } });
     expect(bitsEqual(zero.data as Float32Array, plain.data as Float32Array)).toBe(true);
+    // From the first ControlNet run on, one session serves both kinds of call and the plain one is released.
+    const controlSession = await unet.session(true);
+    expect(controlSession).not.toBe(plainSession);
+    expect(await unet.session(false)).toBe(controlSession);
+    expect(plainSession.loaded).toBe(false);
+    expect(sessionStats().sessions).toBe(sessions);
+    const plainAgain = await unet.eps(x, t, ctx);
+    expect(bitsEqual(plainAgain.data as Float32Array, plain.data as Float32Array)).toBe(true);
     for (const o of outputs) o.data.fill(0.25);
     middle.data.fill(-0.5);
     const controlled = await unet.eps(x, t, ctx, { control: { outputs, middle } });

@@ -1,4 +1,4 @@
-import { compileGraph, type CompiledSession, type TensorData } from '../../graph/session.js';
+import { compileGraph, releaseSession, type CompiledSession, type TensorData } from '../../graph/session.js';
 import type { WeightSet } from '../weights.js';
 import type { UnetConfig } from './config.js';
 import { buildUnetGraph, resAdapterTargets, skipChannels } from './unet.js';
@@ -13,15 +13,17 @@ export interface UnetCallOptions {
 }
 
 /**
- * A loaded UNet: compiles lazily one session, with ControlNet residual inputs that plain calls fill with zeros,
- * so a ControlNet run shares the UNet's weights instead of compiling a second full UNet session (adding zero
- * is exact: plain results are unchanged). Adapter targets stay graph inputs, so applying or re-weighting
- * adapters never rebuilds the session.
+ * A loaded UNet holding one session at a time. Plain runs use a session without ControlNet inputs until the
+ * first ControlNet run; from then on one session with residual inputs serves both (plain calls feed zeros,
+ * which is exact) and the plain session is released, so a ControlNet never keeps a second full UNet in memory
+ * and users who never use one pay nothing for the extra adds. Adapter targets stay graph inputs, so applying
+ * or re-weighting adapters never rebuilds the session.
  */
 export class UnetModel {
   private sessions = new Map<string, Promise<CompiledSession>>();
   private zeroControl: { key: string; feeds: Record<string, TensorData> } | undefined;
   private loadedSession: CompiledSession | undefined;
+  private readonly withResiduals = new WeakSet<CompiledSession>();
   readonly overridable: Set<string>;
 
   constructor(
@@ -61,16 +63,29 @@ export class UnetModel {
     return this.loadedSession?.loaded ?? false;
   }
 
-  /** The one session of this UNet (`withControl` is kept for callers; plain and ControlNet calls share it). */
-  session(_withControl = false): Promise<CompiledSession> {
-    const key = 'unet';
-    let s = this.sessions.get(key);
-    if (!s) {
-      s = compileGraph(buildUnetGraph(this.weights, this.config, { withControl: true, overridable: this.overridable }));
-      this.sessions.set(key, s);
-      s.then((done) => (this.loadedSession = done)).catch(() => this.sessions.delete(key));
-    }
+  /** The session a call needs: the ControlNet-capable one once it exists, for plain calls too. */
+  session(withControl = false): Promise<CompiledSession> {
+    const existing = this.sessions.get('control') ?? (withControl ? undefined : this.sessions.get('plain'));
+    if (existing) return existing;
+    const key = withControl ? 'control' : 'plain';
+    const s = compileGraph(buildUnetGraph(this.weights, this.config, { withControl, overridable: this.overridable }));
+    this.sessions.set(key, s);
+    s.then((done) => {
+      this.loadedSession = done;
+      if (withControl) {
+        this.withResiduals.add(done);
+        this.dropPlainSession();
+      }
+    }).catch(() => this.sessions.delete(key));
     return s;
+  }
+
+  /** Releases the plain session once the ControlNet-capable one serves every call (unless it is mid-run). */
+  private dropPlainSession(): void {
+    const plain = this.sessions.get('plain');
+    if (!plain) return;
+    this.sessions.delete('plain');
+    plain.then((s) => (s.busy ? undefined : releaseSession(s.hash))).catch(() => {});
   }
 
   /** eps prediction for x [B, C, H, W] (already c_in-scaled), timesteps [B], context [B, S, D]. */
@@ -80,8 +95,9 @@ export class UnetModel {
     if (opts.control) {
       opts.control.outputs.forEach((t, i) => (feeds[`control_${i}`] = t));
       feeds.control_middle = opts.control.middle;
-    } else Object.assign(feeds, this.zeroResiduals(x.dims));
+    }
     const s = await this.session(Boolean(opts.control));
+    if (!opts.control && this.withResiduals.has(s)) Object.assign(feeds, this.zeroResiduals(x.dims));
     const r = await s.run(feeds, opts.overrides);
     return r.eps!;
   }
