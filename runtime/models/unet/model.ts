@@ -1,4 +1,5 @@
 import { compileGraph, releaseSession, type CompiledSession, type TensorData } from '../../graph/session.js';
+import { ownSession } from '../session-owners.js';
 import type { WeightSet } from '../weights.js';
 import type { UnetConfig } from './config.js';
 import { buildUnetGraph, resAdapterTargets, skipChannels } from './unet.js';
@@ -72,6 +73,7 @@ export class UnetModel {
     this.sessions.set(key, s);
     s.then((done) => {
       this.loadedSession = done;
+      ownSession(this, done);
       if (withControl) {
         this.withResiduals.add(done);
         this.dropPlainSession();
