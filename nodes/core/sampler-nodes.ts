@@ -1,6 +1,7 @@
 import { totalmem } from 'node:os';
 import sharp from 'sharp';
-import { decodeWholeOrTiled, type Vae } from '../../runtime/models/vae/index.js';
+import { estimateUnetRun } from '../../runtime/models/unet/memory.js';
+import { availableMemoryBytes, decodeWholeOrTiled, type Vae } from '../../runtime/models/vae/index.js';
 import type { ImageBatch } from '../../runtime/image/image.js';
 import { latentPreview } from '../../runtime/sampling/preview.js';
 import { sample, type SampleOptions } from '../../runtime/sampling/sample.js';
@@ -58,20 +59,16 @@ function samplerModel(a: KSamplerArgs): EpsModel {
   return epsModelFor(a.model, a.positive, a.negative, a.latent.samples.shape, a.seed);
 }
 
-/**
- * Peak UNet activation bytes per latent pixel and model channel, measured on SD1.5 (768², batch 2 with CFG:
- * ~1 GB above the weights). Used to refuse sizes this machine cannot hold before spending minutes on them.
- */
-const ACTIVATION_BYTES_PER_CHANNEL_PIXEL = 4 * 48;
-
+/** Refuses sizes this machine cannot hold before spending minutes on them (see runtime/models/unet/memory.ts). */
 export function checkActivationsFit(a: Pick<KSamplerArgs, 'model' | 'latent' | 'cfg'>): void {
   const [b, , h, w] = a.latent.samples.shape;
   const batch = a.cfg === 1 ? b : 2 * b;
-  const need = batch * a.model.unet.base.config.modelChannels * h * w * ACTIVATION_BYTES_PER_CHANNEL_PIXEL;
-  const available = 0.9 * totalmem() - process.memoryUsage().rss;
+  // From the UNet about to run (its block layout, and its weights unless its session is already open).
+  const need = estimateUnetRun(a.model.unet.base, a.latent.samples.shape, batch).totalBytes;
+  const available = Math.min(availableMemoryBytes(), 0.9 * totalmem() - process.memoryUsage().rss);
   if (need > available) {
     const gb = (x: number) => `${(x / 2 ** 30).toFixed(1)} GiB`;
-    throw new Error(`a ${w * 8}×${h * 8} image (batch ${b}) needs about ${gb(need)} for the UNet's activations; ${gb(Math.max(0, available))} is available. Use a smaller size or batch`);
+    throw new Error(`a ${w * 8}×${h * 8} image (batch ${b}) needs about ${gb(need)} for the UNet's activations (and weights not yet loaded); ${gb(Math.max(0, available))} is available. Use a smaller size or batch`);
   }
 }
 

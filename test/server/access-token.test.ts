@@ -2,11 +2,14 @@
  * Remote access: bound beyond loopback, every HTTP request and WebSocket handshake needs the access token
  * (header, cookie after a `?token=` login, or the query parameter for sockets); loopback stays token-free.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer } from '../../runtime/server/index.js';
 import { accessTokenFor, checkAccessToken, TOKEN_COOKIE } from '../../runtime/server/security.js';
+import { REPO } from '../nodes/helpers.js';
 import { connectWs, getJson, postJson, startTestServer, type TestServer } from './helpers.js';
 
 /** A listen address that is not loopback: all interfaces (reached here through 127.0.0.1). */
@@ -147,3 +150,43 @@ describe('a server on loopback', () => {
   });
 });
 
+
+describe('npm start (runtime/server/main.ts)', () => {
+  /** Starts the server script, returns the first lines it prints once the editor URL is out, and stops it. */
+  async function startOutput(args: string[], env: Record<string, string> = {}): Promise<string> {
+    const dataDir = mkdtempSync(join(tmpdir(), 'resflow-main-'));
+    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'runtime/server/main.ts'), '--port', '0', '--no-browser', '--no-demo', '--data-dir', dataDir, ...args], {
+      cwd: REPO,
+      env: { ...process.env, ...env },
+    });
+    let out = '';
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no editor URL in: ${out}`)), 60_000);
+        const onData = (d: Buffer) => {
+          out += d.toString();
+          if (/data folder:/.test(out)) (clearTimeout(timer), resolve());
+        };
+        child.stdout.on('data', onData);
+        child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+        child.once('exit', (code) => (clearTimeout(timer), reject(new Error(`exited ${code}: ${out}`))));
+      });
+    } finally {
+      child.kill('SIGTERM');
+    }
+    return out;
+  }
+
+  it('prints a generated token and a login link when bound beyond loopback, none on loopback', async () => {
+    const wide = await startOutput(['--host', WIDE]);
+    const token = /access token: (\S+)/.exec(wide)?.[1];
+    expect(token).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(wide).toContain(`/?token=${token}`);
+    const given = await startOutput(['--host', WIDE], { RESFLOW_TOKEN: 'from-the-environment-123' });
+    expect(given).toContain('access token: from-the-environment-123');
+    const flag = await startOutput(['--host', WIDE, '--token', 'from-the-flag-0123456789'], { RESFLOW_TOKEN: 'from-the-environment-123' });
+    expect(flag).toContain('access token: from-the-flag-0123456789');
+    const local = await startOutput([]);
+    expect(local).not.toMatch(/token/);
+  }, 240_000);
+});
