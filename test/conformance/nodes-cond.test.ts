@@ -1,11 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatCaseReport, listCases, runConformance } from '../../runtime/conformance/runner.js';
 import { REPO } from '../nodes/helpers.js';
+import { sharedPathUnchecked } from '../shared-data.js';
 
-const FOLDER = resolve(REPO, '../shared/conformance-nodes');
+const FOLDER = sharedPathUnchecked('conformance-nodes');
 
 /** The conformance-nodes cases of conditioning composition, inpainting, masks, latent and image ops. */
 const CASES = ['conditioning-area', 'conditioning-mask', 'conditioning-ops', 'inpaint', 'masks', 'latent-ops', 'latent-resize', 'image-resize'];

@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatCaseReport, listCases, runConformance } from '../../runtime/conformance/runner.js';
-import { REPO } from '../nodes/helpers.js';
+import { sharedPathUnchecked } from '../shared-data.js';
 
-const FOLDER = resolve(REPO, '../shared/conformance-nodes');
+const FOLDER = sharedPathUnchecked('conformance-nodes');
 
 /** The cases of ../shared/conformance-nodes about models (patches, merges, upscale models, hypernetworks). */
 const MODEL_CASES = ['freeu', 'deep-shrink', 'hypertile', 'model-merge', 'clip-merge', 'upscale-model', 'hypernetwork'];

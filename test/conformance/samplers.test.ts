@@ -1,12 +1,13 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatCaseReport, listCases, runConformance } from '../../runtime/conformance/runner.js';
 import { REPO } from '../nodes/helpers.js';
+import { sharedPathUnchecked } from '../shared-data.js';
 
-const SAMPLERS = resolve(REPO, '../shared/conformance-samplers');
-const NEXT = resolve(REPO, '../shared/conformance-next');
+const SAMPLERS = sharedPathUnchecked('conformance-samplers');
+const NEXT = sharedPathUnchecked('conformance-next');
 
 describe('ComfyUI sampler conformance (../shared/conformance-samplers, ../shared/conformance-next)', () => {
   it('the shared data is present', () => {
