@@ -11,7 +11,7 @@ const FOLDER = sharedPathUnchecked('conformance-nodes');
 /** The conformance-nodes cases of conditioning composition, inpainting, masks, latent and image ops. */
 const CASES = ['conditioning-area', 'conditioning-mask', 'conditioning-ops', 'inpaint', 'masks', 'latent-ops', 'latent-resize', 'image-resize'];
 
-describe('ComfyUI core-node conformance (../shared/conformance-nodes): conditioning, inpainting, masks, resizing', () => {
+describe('ComfyUI core-node conformance (the shared conformance-nodes folder): conditioning, inpainting, masks, resizing', () => {
   it('the shared data is present and lists these cases', () => {
     expect(existsSync(join(FOLDER, 'index.json')), `missing ${FOLDER}`).toBe(true);
     const listed = listCases(FOLDER);

@@ -6,10 +6,10 @@ import { sharedPathUnchecked } from '../shared-data.js';
 
 const FOLDER = sharedPathUnchecked('conformance-nodes');
 
-/** The cases of ../shared/conformance-nodes about models (patches, merges, upscale models, hypernetworks). */
+/** The cases of the shared conformance-nodes folder about models (patches, merges, upscale models, hypernetworks). */
 const MODEL_CASES = ['freeu', 'deep-shrink', 'hypertile', 'model-merge', 'clip-merge', 'upscale-model', 'hypernetwork'];
 
-describe('ComfyUI model-node conformance (../shared/conformance-nodes)', () => {
+describe('ComfyUI model-node conformance (the shared conformance-nodes folder)', () => {
   it('the shared data is present and lists these cases', () => {
     expect(existsSync(join(FOLDER, 'index.json')), `missing ${FOLDER}`).toBe(true);
     const listed = listCases(FOLDER);

@@ -9,7 +9,7 @@ import { sharedPathUnchecked } from '../shared-data.js';
 const SAMPLERS = sharedPathUnchecked('conformance-samplers');
 const NEXT = sharedPathUnchecked('conformance-next');
 
-describe('ComfyUI sampler conformance (../shared/conformance-samplers, ../shared/conformance-next)', () => {
+describe('ComfyUI sampler conformance (the shared conformance-samplers and conformance-next folders)', () => {
   it('the shared data is present', () => {
     expect(existsSync(join(SAMPLERS, 'index.json')), `missing ${SAMPLERS}`).toBe(true);
     expect(existsSync(join(NEXT, 'index.json')), `missing ${NEXT}`).toBe(true);
