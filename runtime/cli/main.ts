@@ -1,6 +1,7 @@
 import { conformanceCommand } from './conformance.js';
 import { convertCommand, demoCommand, nodesCommand, validateCommand } from './commands.js';
 import { runCommand } from './run.js';
+import { serveCommand } from './serve.js';
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -10,6 +11,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   nodes: { run: nodesCommand, summary: 'list the node library or describe a node' },
   convert: { run: convertCommand, summary: 'convert a workflow between editor and API formats' },
   demo: { run: demoCommand, summary: 'run the main ResAdapter workflow on the embedded demo model' },
+  serve: { run: serveCommand, summary: 'start the server and the editor (--port, --host, --data-dir, --no-browser)' },
   conformance: { run: (a) => conformanceCommand(a), summary: 'check ResFlow against a conformance folder (ComfyUI reference outputs)' },
 };
 

@@ -6,7 +6,7 @@ import { createCoreRegistry } from '../../nodes/core/index.js';
 import { ensureDemoModels } from '../models/synthetic/demo.js';
 import { startServer } from './server.js';
 
-const HELP = `usage: npm start -- [options]
+const HELP = `usage: resflow serve [options]   (or: npm start -- [options])
 
 Starts the ResFlow server and editor (ComfyUI-compatible API).
 
