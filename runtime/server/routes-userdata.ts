@@ -54,7 +54,9 @@ export function addUserdataRoutes(router: Router, deps: UserdataDeps): void {
     try {
       dir = await resolveExistingInside(root, segments);
     } catch (e) {
-      if (e instanceof HttpError && e.status === 404) return sendJson(res, 404, []);
+      // ComfyUI answers 404 here; an empty list means the same to its clients and keeps browsers'
+      // consoles free of a failed request before the first save.
+      if (e instanceof HttpError && e.status === 404) return sendJson(res, 200, []);
       throw e;
     }
     const files: string[] = [];
