@@ -1,4 +1,5 @@
-import { LGraphCanvas, type LGraphNode } from '@comfyorg/litegraph';
+import { LGraphCanvas, LiteGraph, type LGraphNode } from '@comfyorg/litegraph';
+import { searchNodes } from './search.js';
 import { editorToApi } from '../../runtime/workflow/editor-to-api.js';
 import type { EditorWorkflow } from '../../runtime/workflow/editor-schema.js';
 import { ApiClient } from './api.js';
@@ -99,6 +100,7 @@ export class EditorApp {
     this.queuePanel = new QueuePanel(elements.queue, api, (wf) => this.loadWorkflow(wf, 'load from history'));
     new LibraryPanel(elements.library, lib, (type) => this.view.addNodeAtCenter(type));
     this.bindSidePanels(elements);
+    this.bindCanvasSearch();
     this.bindImageViewer(elements.queue);
 
     this.view.onWorkflowChanged((workflow) => this.store.commit('edit', toModel(workflow, lib)));
@@ -317,6 +319,30 @@ export class EditorApp {
       e.preventDefault();
       this.addModelNode(JSON.parse(raw) as ModelTarget, { clientX: e.clientX, clientY: e.clientY });
     });
+  }
+
+  /**
+   * litegraph's double-click search box ranks with the library's search (display names, aliases, typos);
+   * a search opened by releasing a link keeps only nodes with a matching slot type.
+   */
+  private bindCanvasSearch(): void {
+    const entries = this.lib.names().map((name) => {
+      const def = this.lib.get(name)!;
+      return { name, display: def.displayName, category: def.spec.category, description: def.spec.description ?? '' };
+    });
+    const canvas = this.view.canvas as unknown as { onSearchBox?: (helper: HTMLElement, str: string) => string[]; search_box?: HTMLElement };
+    canvas.onSearchBox = (_helper, str) => {
+      const slotFilter = (cls: string, table: Record<string, { nodes?: string[] } | undefined>) => {
+        const value = canvas.search_box?.querySelector<HTMLSelectElement>(cls)?.value;
+        return value ? new Set(table[value]?.nodes ?? []) : undefined;
+      };
+      const registry = LiteGraph as unknown as { registered_slot_in_types: Record<string, { nodes?: string[] }>; registered_slot_out_types: Record<string, { nodes?: string[] }> };
+      const ins = slotFilter('.slot_in_type_filter', registry.registered_slot_in_types);
+      const outs = slotFilter('.slot_out_type_filter', registry.registered_slot_out_types);
+      return searchNodes(entries, str, 30)
+        .map((e) => e.name)
+        .filter((n) => (!ins || ins.has(n)) && (!outs || outs.has(n)));
+    };
   }
 
   /** Creates the node that loads a model file, with the file selected. */

@@ -99,9 +99,9 @@ export class GraphView {
   /**
    * Zooms and pans so every node is visible, but never below the readable scale and never past 100%:
    * a graph too large for the window starts at its top-left corner (where loaders are) and is panned
-   * (drag the background) rather than shrunk into unreadable text.
+   * (drag the background) rather than shrunk into unreadable text. A smaller `minScale` shows it all.
    */
-  fitToContent(): void {
+  fitToContent(minScale = this.readableScale()): void {
     const nodes = this.nodes();
     if (nodes.length === 0) return;
     let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
@@ -114,7 +114,7 @@ export class GraphView {
     const rect = this.element.getBoundingClientRect();
     const margin = 40;
     const fit = Math.min(1, (rect.width - 2 * margin) / (x1 - x0), (rect.height - 2 * margin) / (y1 - y0));
-    const scale = Math.max(this.readableScale(), fit);
+    const scale = Math.max(minScale, fit);
     this.canvas.ds.scale = scale;
     // Centred along an axis that fits; otherwise the graph's start sits at the margin.
     const along = (view: number, lo: number, hi: number) => (view / scale >= hi - lo + (2 * margin) / scale ? (view / scale - (hi - lo)) / 2 - lo : margin / scale - lo);

@@ -68,6 +68,16 @@ describe('editor UX in Chromium at 1600×900', () => {
     await page.fill('.library-search', 'resize');
     expect(await page.locator('.library-node').allTextContents()).toContain('Upscale Image');
     await page.fill('.library-search', '');
+    // litegraph's canvas search box ranks the same way.
+    await page.evaluate(() => {
+      const canvas = (window as unknown as { resflow: { app: { view: { canvas: { showSearchBox(e: MouseEvent): void } } } } }).resflow.app.view.canvas;
+      canvas.showSearchBox(new MouseEvent('dblclick', { clientX: 700, clientY: 400 }));
+    });
+    const search = page.locator('.litesearchbox input');
+    await search.waitFor();
+    await search.pressSequentially('Image Scale');
+    await expect.poll(async () => (await page.locator('.litesearchbox .lite-search-item').first().textContent())?.startsWith('Upscale Image')).toBe(true);
+    await search.press('Escape');
   });
 
   it('Workflows panel opens the bundled templates (the training graph stays readable too)', async () => {
