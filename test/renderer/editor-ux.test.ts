@@ -68,13 +68,13 @@ describe('editor UX in Chromium at 1600×900', () => {
     await page.fill('.library-search', 'resize');
     expect(await page.locator('.library-node').allTextContents()).toContain('Upscale Image');
     await page.fill('.library-search', '');
-    // litegraph's canvas search box ranks the same way.
-    await page.evaluate(() => {
-      const canvas = (window as unknown as { resflow: { app: { view: { canvas: { showSearchBox(e: MouseEvent): void } } } } }).resflow.app.view.canvas;
-      canvas.showSearchBox(new MouseEvent('dblclick', { clientX: 700, clientY: 400 }));
-    });
+    // litegraph's canvas search box (double click on empty canvas: the margin left of the graph) ranks the same way.
+    const box = (await page.locator('#graph').boundingBox())!;
     const search = page.locator('.litesearchbox input');
-    await search.waitFor();
+    for (let attempt = 0; attempt < 3 && !(await search.isVisible()); attempt++) {
+      await page.mouse.dblclick(box.x + 12, box.y + box.height * 0.6);
+      await search.waitFor({ timeout: 3000 }).catch(() => undefined);
+    }
     await search.pressSequentially('Image Scale');
     await expect.poll(async () => (await page.locator('.litesearchbox .lite-search-item').first().textContent())?.startsWith('Upscale Image')).toBe(true);
     await search.press('Escape');
