@@ -25,7 +25,8 @@ try {
   await page.waitForFunction(() => document.body.dataset.ready === 'true');
   const shot = async (name: string) => {
     await page.waitForTimeout(300);
-    await page.screenshot({ path: join(docs, name) });
+    // Noise-like demo outputs compress badly as PNG: views full of them are JPEG.
+    await page.screenshot({ path: join(docs, name), ...(name.endsWith('.jpg') ? { type: 'jpeg' as const, quality: 80 } : {}) });
     console.log(`docs/${name}`);
   };
 
@@ -35,10 +36,18 @@ try {
   await shot('editor.png');
 
   await page.locator('.history-item').first().locator('.history-thumb').first().click();
+  // Base | ResAdapter, as the default workflow names its outputs.
+  const pick = async (select: string, prefix: string) => {
+    const value = await page.$eval(select, (s, p) => Array.from((s as HTMLSelectElement).options).find((o) => o.text.startsWith(p))?.value ?? '0', prefix);
+    await page.selectOption(select, value);
+  };
   await page.click('.viewer [data-mode=side]');
-  await shot('editor-compare.png');
+  await pick('.viewer-pick-a', 'base_');
+  await pick('.viewer-pick-b', 'resadapter_');
+  await shot('editor-compare.jpg');
   await page.click('.viewer [data-mode=slider]');
-  await shot('editor-slider.png');
+  await page.locator('.viewer-range').fill('50');
+  await shot('editor-slider.jpg');
   await page.keyboard.press('Escape');
 
   await page.click('[data-tab=workflows]');
