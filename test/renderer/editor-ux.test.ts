@@ -192,6 +192,24 @@ describe('editor UX in Chromium at 1600×900', () => {
     expect(await rf(page, (r) => r.viewerOpen())).toBe(false);
   });
 
+  it('error toasts expire on their own (12 s), info toasts sooner', async () => {
+    const fresh = await page.context().newPage();
+    try {
+      await fresh.clock.install();
+      await fresh.goto(h.server.url + '/');
+      await fresh.waitForFunction(() => document.body.dataset.ready === 'true');
+      await dropFile(fresh, 'broken.json', Buffer.from('{"nodes": ['), 'application/json');
+      const error = fresh.locator('#toasts .toast-error', { hasText: 'Could not load broken.json' });
+      await error.waitFor();
+      await fresh.clock.runFor(11_000);
+      expect(await error.count()).toBe(1);
+      await fresh.clock.runFor(2_000);
+      expect(await error.count()).toBe(0);
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it('produced no console or page errors', () => {
     expect(h.problems, h.problems.join('\n')).toEqual([]);
   });
