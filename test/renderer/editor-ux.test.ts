@@ -18,6 +18,8 @@ type Debug = {
   readableScale(): number;
   nodeBoxes(): Box[];
   viewerOpen(): boolean;
+  centerOn(id: string): void;
+  screenPos(id: string, dx: number, dy: number): [number, number];
   model(): { nodes: Record<string, { type: string; widgets: Record<string, unknown> }> };
 };
 
@@ -189,6 +191,17 @@ describe('editor UX in Chromium at 1600×900', () => {
     await page.locator('.viewer-range').fill('20');
     expect(await top.evaluate((e) => (e as HTMLElement).style.clipPath)).toBe('inset(0px 0px 0px 20%)');
     await page.keyboard.press('Escape');
+    expect(await rf(page, (r) => r.viewerOpen())).toBe(false);
+    // A double click on the SaveImage node's images opens the same viewer.
+    await page.evaluate(() => (window as unknown as { resflow: Debug }).resflow.centerOn('9'));
+    const [x, y] = await page.evaluate(() => (window as unknown as { resflow: Debug }).resflow.screenPos('9', 120, 150));
+    for (let attempt = 0; attempt < 3 && !(await rf(page, (r) => r.viewerOpen())); attempt++) {
+      await page.mouse.dblclick(x, y);
+      await page.waitForTimeout(300);
+    }
+    expect(await rf(page, (r) => r.viewerOpen())).toBe(true);
+    expect(await page.locator('.viewer-stage figure').count()).toBe(2);
+    await page.click('.viewer-close');
     expect(await rf(page, (r) => r.viewerOpen())).toBe(false);
   });
 
