@@ -4,6 +4,7 @@ import { convertCommand, demoCommand, nodesCommand, validateCommand } from './co
 import { applyDeviceSettings, takeDeviceFlag } from './device-flag.js';
 import { runCommand } from './run.js';
 import { workerCommand } from './worker.js';
+import { serveCommand } from './serve.js';
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -13,6 +14,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   nodes: { run: nodesCommand, summary: 'list the node library or describe a node' },
   convert: { run: convertCommand, summary: 'convert a workflow between editor and API formats' },
   demo: { run: demoCommand, summary: 'run the main ResAdapter workflow on the embedded demo model' },
+  serve: { run: serveCommand, summary: 'start the server and the editor (--port, --host, --data-dir, --no-browser)' },
   conformance: { run: (a) => conformanceCommand(a), summary: 'check ResFlow against a conformance folder (ComfyUI reference outputs)' },
   worker: { run: workerCommand, summary: 'run prompts for a farm front server through Redis (see --help)' },
   cache: { run: (a) => cacheCommand(a), summary: 'show the compiled-model cache and its budget; --clear empties it' },

@@ -10,7 +10,7 @@ import { checkRedis, redisOptions } from '../farm/redis.js';
 import { TOKEN_ENV } from './security.js';
 import { startServer } from './server.js';
 
-const HELP = `usage: npm start -- [options]
+const HELP = `usage: resflow serve [options]   (or: npm start -- [options])
 
 Starts the ResFlow server and editor (ComfyUI-compatible API).
 

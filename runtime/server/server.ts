@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -14,6 +15,7 @@ import { PromptQueue } from './prompt-queue.js';
 import type { ServerQueue } from './server-queue.js';
 import { Router } from './router.js';
 import { addFileRoutes } from './routes-files.js';
+import { addUserdataRoutes } from './routes-userdata.js';
 import { addInfoRoutes } from './routes-info.js';
 import { addPromptRoutes } from './routes-prompt.js';
 import { accessTokenFor, checkAccessToken, checkRequestOrigin, isLoopbackHost, tokenCookie, withoutToken, type OriginPolicy } from './security.js';
@@ -109,6 +111,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   addPromptRoutes(router, { registry, queue, maxJsonBytes });
   addInfoRoutes(router, { env, registry, workflows, features });
   addFileRoutes(router, { env, maxUploadBytes });
+  addUserdataRoutes(router, { userDir: join(env.dataDir, 'user', 'default'), maxBytes: maxJsonBytes });
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const forbidden = checkRequestOrigin(req.headers, options, boundToLoopback);
