@@ -138,3 +138,32 @@ describe("the old ControlNetApply's ControlNet on the negative side", () => {
     expect(adv.uncond[0]!.controls).toEqual([]);
   });
 });
+
+describe('CFG hooks for guiders', () => {
+  it('combine replaces the CFG formula and sees both sides, also at cfg 1', async () => {
+    const { makeCfgDenoiser } = await import('../../runtime/sampling/cfg.js');
+    const model = async (xIn: Float32Array, s: Shape4, _t: number, cond: { context: Float32Array; contextShape: [number, number, number] }) => {
+      const out = new Float32Array(xIn.length);
+      const item = xIn.length / s[0];
+      for (let i = 0; i < s[0]; i++) out.fill(cond.context[i * cond.contextShape[1] * cond.contextShape[2]]!, i * item, (i + 1) * item);
+      return out;
+    };
+    const sh: Shape4 = [1, 4, 2, 2];
+    const seen: number[][] = [];
+    const d = makeCfgDenoiser({
+      model,
+      positive: ctx(0.5),
+      negative: ctx(-0.5),
+      cfg: 1,
+      modelSampling: ms,
+      shape: sh,
+      combine: ({ cond, uncond }) => {
+        seen.push([cond[0]!, uncond[0]!]);
+        return Float32Array.from(cond, (v, i) => v - uncond[i]!);
+      },
+    });
+    const out = await d(new Float32Array(16), 1, { step: 0, totalSteps: 1, sigmas: Float32Array.from([1, 0]) });
+    expect(seen).toEqual([[-0.5, 0.5]]);
+    expect(out[0]).toBe(-1);
+  });
+});
