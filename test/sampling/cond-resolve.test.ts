@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { condEntries, pyRound } from '../../runtime/sampling/cond-entries.js';
 import { combineConds, setAreaCells, setAreaFraction, setMask, setTimestepRange } from '../../runtime/sampling/cond-ops.js';
 import { condActive, resolveCondSides, resolveConds } from '../../runtime/sampling/cond-resolve.js';
-import { inpaintConcat } from '../../runtime/sampling/inpaint.js';
+import { inpaintConcat, maskedDenoiser } from '../../runtime/sampling/inpaint.js';
 import { ModelSampling, SD15_LATENT_FORMAT, SDXL_LATENT_FORMAT } from '../../runtime/sampling/model-sampling.js';
-import type { Conditioning, Shape4 } from '../../runtime/sampling/types.js';
+import type { Conditioning, Shape4, StepInfo } from '../../runtime/sampling/types.js';
 
 const ms = new ModelSampling();
 const shape: Shape4 = [1, 4, 8, 12];
@@ -165,5 +165,29 @@ describe('CFG hooks for guiders', () => {
     const out = await d(new Float32Array(16), 1, { step: 0, totalSteps: 1, sigmas: Float32Array.from([1, 0]) });
     expect(seen).toEqual([[-0.5, 0.5]]);
     expect(out[0]).toBe(-1);
+  });
+});
+
+describe('masked sampling (KSamplerX0Inpaint)', () => {
+  it('holds x on the latent noising path outside the mask and returns the latent there; withUncond survives', async () => {
+    const seenX: number[][] = [];
+    const inner = Object.assign(
+      async (x: Float32Array, _sigma: number, _step: StepInfo) => {
+        seenX.push(Array.from(x));
+        return Float32Array.from(x, (v) => v * 2);
+      },
+      { withUncond: async (x: Float32Array, _sigma: number, _step: StepInfo) => ({ denoised: Float32Array.from(x, (v) => v * 2), uncond: Float32Array.from(x, (v) => v + 100) }) },
+    );
+    const mask = Float32Array.from([1, 0]);
+    const latent = Float32Array.from([5, 7]);
+    const noise = Float32Array.from([1, -1]);
+    const d = maskedDenoiser(inner, mask, latent, noise);
+    const step = { step: 0, totalSteps: 1, sigmas: Float32Array.from([2, 0]) };
+    const out = await d(Float32Array.from([3, 3]), 2, step);
+    expect(seenX[0]).toEqual([3, 7 - 2]);
+    expect(Array.from(out)).toEqual([6, 7]);
+    const r = await d.withUncond(Float32Array.from([3, 3]), 2, step);
+    expect(Array.from(r.denoised)).toEqual([6, 7]);
+    expect(Array.from(r.uncond)).toEqual([103, 105]);
   });
 });
