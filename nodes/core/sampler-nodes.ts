@@ -83,11 +83,10 @@ export async function runKSampler(a: KSamplerArgs, ctx: NodeContext): Promise<La
     denoise: a.denoise,
     seed: a.seed,
     latent: a.latent.samples,
-    // Noise per batch_index, the noise mask, an inpainting model's extra channels.
-    ...latentSampleOptions(a.model, a.latent, a.seed),
     positive: a.positive,
     negative: a.negative,
     signal: ctx.signal,
+    ...latentSampleOptions(a.model, a.latent, a.seed),
     ...a.extra,
     onStep: async (p) => {
       const prev = latentPreview({ data: p.denoised, shape: p.shape }, a.model.sampling.latentFormat);

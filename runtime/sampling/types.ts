@@ -115,14 +115,14 @@ export interface CondBatch {
   /** Stacked context [B, tokens, dim] matching the x batch (e.g. [uncond..., cond...]). */
   context: Float32Array;
   contextShape: [batch: number, tokens: number, dim: number];
-  /** The conditioning entry each chunk was built from (for per-entry model inputs such as SDXL's y). */
-  entries?: Conditioning[];
-  /** Extra input channels concatenated after x (inpainting models' c_concat) [B, k, H, W]. */
-  concat?: { data: Float32Array; shape: Shape4 };
   /** Active ControlNets in chain order; empty when none applies at this sigma. */
   controls: ActiveControl[];
   /** Which half each batch item belongs to, ComfyUI's `cond_or_uncond` (per chunk of the latent batch). */
   condOrUncond: ('cond' | 'uncond')[];
+  /** The conditioning entry each chunk was built from (for per-entry model inputs such as SDXL's y). */
+  entries?: Conditioning[];
+  /** Extra input channels concatenated after x (inpainting models' c_concat) [B, k, H, W]. */
+  concat?: { data: Float32Array; shape: Shape4 };
 }
 
 /**
