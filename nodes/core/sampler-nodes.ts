@@ -1,6 +1,6 @@
 import { totalmem } from 'node:os';
 import sharp from 'sharp';
-import type { Vae } from '../../runtime/models/vae/index.js';
+import { decodeWholeOrTiled, type Vae } from '../../runtime/models/vae/index.js';
 import type { ImageBatch } from '../../runtime/image/image.js';
 import { latentPreview } from '../../runtime/sampling/preview.js';
 import { sample, type SampleOptions } from '../../runtime/sampling/sample.js';
@@ -45,11 +45,16 @@ function checkContextWidth(model: ModelValue, cond: ConditioningValue, side: str
 }
 
 /** The UNet as the sampler calls it: SDXL adds each conditioning's y; SD1.x needs nothing more. */
+export function epsModelFor(model: ModelValue, positive: ConditioningValue, negative: ConditioningValue, latentShape: readonly number[], seed?: number | bigint): EpsModel {
+  checkContextWidth(model, positive, 'positive');
+  checkContextWidth(model, negative, 'negative');
+  if (model.family === 'sdxl') return sdxlSamplerModel(model, positive, negative, latentShape, seed);
+  // The seed goes along for patches that draw from torch's global generator after prepare_noise (HyperTile).
+  return model.unet.epsModel(seed === undefined ? {} : { seed });
+}
+
 function samplerModel(a: KSamplerArgs): EpsModel {
-  checkContextWidth(a.model, a.positive, 'positive');
-  checkContextWidth(a.model, a.negative, 'negative');
-  if (a.model.family === 'sdxl') return sdxlSamplerModel(a.model, a.positive, a.negative, a.latent.samples.shape);
-  return a.model.unet.epsModel();
+  return epsModelFor(a.model, a.positive, a.negative, a.latent.samples.shape, a.seed);
 }
 
 /**
@@ -58,7 +63,7 @@ function samplerModel(a: KSamplerArgs): EpsModel {
  */
 const ACTIVATION_BYTES_PER_CHANNEL_PIXEL = 4 * 48;
 
-function checkActivationsFit(a: KSamplerArgs): void {
+export function checkActivationsFit(a: Pick<KSamplerArgs, 'model' | 'latent' | 'cfg'>): void {
   const [b, , h, w] = a.latent.samples.shape;
   const batch = a.cfg === 1 ? b : 2 * b;
   const need = batch * a.model.unet.base.config.modelChannels * h * w * ACTIVATION_BYTES_PER_CHANNEL_PIXEL;
@@ -87,6 +92,7 @@ export async function runKSampler(a: KSamplerArgs, ctx: NodeContext): Promise<La
     negative: a.negative,
     signal: ctx.signal,
     ...latentSampleOptions(a.model, a.latent, a.seed),
+    cfgFunction: a.model.cfgFunction,
     ...a.extra,
     onStep: async (p) => {
       const prev = latentPreview({ data: p.denoised, shape: p.shape }, a.model.sampling.latentFormat);
@@ -185,8 +191,6 @@ export function samplerNodes(): NodeSpec[] {
 
 type Shape4 = [number, number, number, number];
 
-/** Above this many output pixels an untiled decode's attention would need GBs: decode in tiles instead. */
-const AUTO_TILE_PIXELS = 1536 * 1536;
 
 export function vaeNodes(): NodeSpec[] {
   return [
@@ -196,12 +200,13 @@ export function vaeNodes(): NodeSpec[] {
       category: 'latent',
       inputs: { required: { samples: { type: 'LATENT' }, vae: { type: 'VAE' } } },
       outputs: [{ type: 'IMAGE' }],
-      async execute({ samples, vae }) {
-        const v = vae as Vae;
+      async execute({ samples, vae }, ctx) {
         const s = (samples as LatentValue).samples;
-        const z = { data: s.data, shape: [...s.shape] as Shape4 };
-        const pixels = s.shape[2] * s.shape[3] * v.downscale * v.downscale;
-        return [(pixels > AUTO_TILE_PIXELS ? await v.decodeTiled(z) : await v.decode(z)) as ImageBatch];
+        // Whole like ComfyUI; tiles only when it cannot fit, and then the user is told.
+        const { image, plan } = await decodeWholeOrTiled(vae as Vae, { data: s.data, shape: [...s.shape] as Shape4 });
+        if (plan.mode === 'whole') return [image as ImageBatch];
+        ctx.log(plan.reason);
+        return { ui: { text: [plan.reason!] }, result: [image as ImageBatch] };
       },
     },
     {

@@ -1,5 +1,6 @@
 import type { SdxlSizes } from '../../runtime/models/sdxl/adm.js';
 import type { SdxlTextEncoder } from '../../runtime/models/sdxl/conditioning.js';
+import type { CfgFunction } from '../../runtime/sampling/guidance.js';
 import type { ModelSampling } from '../../runtime/sampling/model-sampling.js';
 import type { Conditioning, Latent } from '../../runtime/sampling/types.js';
 import type { PatchedClip, PatchedUnet } from '../../runtime/pipeline/patched-model.js';
@@ -27,6 +28,8 @@ export interface ModelValue {
   family: 'sd1' | 'sdxl';
   unet: PatchedUnet;
   sampling: ModelSampling;
+  /** A CFG replacement patched onto the model (RescaleCFG), ComfyUI's sampler_cfg_function. */
+  cfgFunction?: CfgFunction;
 }
 
 /** CLIP of an SD1.x checkpoint: the text encoder handle (adapters, clip skip) and its tokenizer. */

@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Graph } from './ir.js';
 import { lowerToOnnx, type LowerOptions, type PlannedWeight, type WeightLayout } from './compile.js';
+import { createOnDevice, deviceFor, portableLowering, type ModelRole } from './devices.js';
 import { encodeModel, OnnxType, type OnnxTensor } from '../onnx/model.js';
+import { enforceCacheBudget, pinCacheEntry, touchCacheEntry, unpinCacheEntry } from './disk-cache.js';
 
 export interface TensorData {
   data: Float32Array | Int32Array | BigInt64Array;
@@ -16,8 +18,17 @@ export interface CompileOptions extends LowerOptions {
   /** Above this many weight bytes, weights go to an external file in the cache dir (protobuf caps at 2 GiB). */
   inlineLimitBytes?: number;
   cacheDir?: string;
-  /** ORT intra-op threads; default: ORT's choice (all cores). */
+  /** ORT intra-op threads; default: the process setting (setSessionThreads), else ORT's choice (all cores). */
   threads?: number;
+  /** The pipeline part this session serves: picks its device under the process's device policy. */
+  role?: ModelRole;
+}
+
+let defaultThreads: number | undefined;
+
+/** Process-wide intra-op thread count (a farm worker sharing a machine with others sets 1). */
+export function setSessionThreads(threads: number | undefined): void {
+  defaultThreads = threads;
 }
 
 export function defaultCacheDir(): string {
@@ -39,7 +50,7 @@ export function applyLayout(data: Float32Array, layout: WeightLayout): Float32Ar
 /** Stable content hash of a graph: structure, weight identities (not their bytes) and constants. */
 export function graphHash(graph: Graph, opts: LowerOptions = {}): string {
   const h = createHash('sha256');
-  h.update(JSON.stringify({ v: 2, opts: { opset: opts.opset ?? 21, fused: opts.fusedAttention ?? true } }));
+  h.update(JSON.stringify({ v: 2, opts: { opset: opts.opset ?? 21, fused: opts.fusedAttention ?? true, ...(opts.portable ? { portable: true } : {}) } }));
   h.update(JSON.stringify(graph.values));
   h.update(JSON.stringify(graph.nodes));
   h.update(JSON.stringify(graph.inputs));
@@ -72,6 +83,8 @@ export class CompiledSession {
     /** Bytes of weights the ORT session holds (what unloading it frees). */
     readonly weightBytes: number = 0,
     private readonly reopen: () => Promise<ort.InferenceSession> = () => Promise.reject(new Error('session cannot be reopened')),
+    /** Called once the ORT state is freed (lets the disk cache evict this session's files again). */
+    private readonly onUnload: () => void = () => {},
   ) {
     this.ortSession = ortSession;
   }
@@ -96,6 +109,7 @@ export class CompiledSession {
     const s = this.ortSession;
     this.ortSession = null;
     await s.release();
+    this.onUnload();
     return true;
   }
 
@@ -193,7 +207,8 @@ export function sessionStats(): { sessions: number; loaded: number; weightBytes:
 }
 
 /** Compiles (or reuses) an ORT session for the graph; identical graphs share one session per process. */
-export function compileGraph(graph: Graph, opts: CompileOptions = {}): Promise<CompiledSession> {
+export function compileGraph(graph: Graph, requested: CompileOptions = {}): Promise<CompiledSession> {
+  const opts: CompileOptions = { ...requested, portable: requested.portable ?? portableLowering(deviceFor(requested.role)) };
   const hash = graphHash(graph, opts);
   let p = sessionCache.get(hash);
   if (!p) {
@@ -227,8 +242,12 @@ async function buildSession(graph: Graph, hash: string, opts: CompileOptions): P
   const baked = lowered.weights.filter((w) => !w.overridable);
   const bakedBytes = baked.reduce((s, w) => s + 4 * w.layout.dims.reduce((a, b) => a * b, 1), 0);
   const sessionOptions: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' };
-  if (opts.threads) sessionOptions.intraOpNumThreads = opts.threads;
+  const threads = opts.threads ?? defaultThreads;
+  if (threads) sessionOptions.intraOpNumThreads = threads;
+  const device = deviceFor(opts.role);
+  const create = (source: Uint8Array | string) => createOnDevice((o) => (typeof source === 'string' ? ort.InferenceSession.create(source, o) : ort.InferenceSession.create(source, o)), sessionOptions, device).then((d) => d.session);
   let open: () => Promise<ort.InferenceSession>;
+  let onUnload = () => {};
   if (bakedBytes <= (opts.inlineLimitBytes ?? 256 * 1024 * 1024)) {
     // Small models live in memory only; reopening lowers and loads them again from their sources.
     open = () => {
@@ -237,19 +256,31 @@ async function buildSession(graph: Graph, hash: string, opts: CompileOptions): P
         const data = applyLayout(byValue.get(w.value)!.source.load(), w.layout);
         l.model.graph.initializers.push(weightTensor(w, { raw: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) }));
       }
-      return ort.InferenceSession.create(encodeModel(l.model), sessionOptions);
+      return create(encodeModel(l.model));
     };
   } else {
-    const dir = join(opts.cacheDir ?? defaultCacheDir(), 'onnx', hash);
+    const cacheDir = opts.cacheDir ?? defaultCacheDir();
+    const dir = join(cacheDir, 'onnx', hash);
     const modelPath = join(dir, 'model.onnx');
-    open = () => {
-      // The cache folder may have been cleaned since: write it again from the sources.
-      if (!existsSync(modelPath)) writeExternalModel(dir, lowerToOnnx(graph, opts), baked, byValue);
-      return ort.InferenceSession.create(modelPath, sessionOptions);
+    open = async () => {
+      // Pinned while open: the budget below (and other sessions' budgets) never evict what a session uses.
+      pinCacheEntry(hash);
+      try {
+        // The cache folder may have been cleaned since: write it again from the sources.
+        if (!existsSync(modelPath)) writeExternalModel(dir, lowerToOnnx(graph, opts), baked, byValue);
+        touchCacheEntry(dir);
+        const s = await create(modelPath);
+        enforceCacheBudget(cacheDir);
+        return s;
+      } catch (e) {
+        unpinCacheEntry(hash);
+        throw e;
+      }
     };
+    onUnload = () => unpinCacheEntry(hash);
   }
   const session = await open();
-  return new CompiledSession(session, hash, lowered.weights, defaults, (performance.now() - t0) / 1000, bakedBytes, open);
+  return new CompiledSession(session, hash, lowered.weights, defaults, (performance.now() - t0) / 1000, bakedBytes, open, onUnload);
 }
 
 function weightTensor(w: PlannedWeight, data: Pick<OnnxTensor, 'raw' | 'external'>): OnnxTensor {

@@ -133,6 +133,7 @@ async function runGroup(group: Pending[], sigma: number, ctx: CondBatchContext):
     controls: active,
     condOrUncond: group.map((p) => (p.side === 0 ? 'cond' : 'uncond')),
     entries: group.map((p) => p.cond.model.entry),
+    sigma,
   };
   const concat0 = group[0]!.cond.model.concat;
   if (concat0) {

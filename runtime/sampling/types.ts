@@ -26,6 +26,11 @@ export interface StepInfo {
  */
 export type Denoiser = (x: Float32Array, sigma: number, step: StepInfo) => Promise<Float32Array>;
 
+/** A CFG denoiser that can also hand out the unguided (negative) prediction of the same step. */
+export type GuidedDenoiser = Denoiser & {
+  withUncond?: (x: Float32Array, sigma: number, step: StepInfo) => Promise<{ denoised: Float32Array; uncond: Float32Array }>;
+};
+
 /** Noise for ancestral / SDE steps: a fresh N(0, 1) tensor of the latent's numel per call. */
 export type NoiseSampler = (sigma: number, sigmaNext: number) => Float32Array;
 
@@ -119,6 +124,8 @@ export interface CondBatch {
   controls: ActiveControl[];
   /** Which half each batch item belongs to, ComfyUI's `cond_or_uncond` (per chunk of the latent batch). */
   condOrUncond: ('cond' | 'uncond')[];
+  /** The step's sigma (ComfyUI's transformer_options["sigmas"]), for patches that act on part of the schedule. */
+  sigma?: number;
   /** The conditioning entry each chunk was built from (for per-entry model inputs such as SDXL's y). */
   entries?: Conditioning[];
   /** Extra input channels concatenated after x (inpainting models' c_concat) [B, k, H, W]. */

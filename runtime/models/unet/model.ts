@@ -2,6 +2,7 @@ import { compileGraph, type CompiledSession, type TensorData } from '../../graph
 import type { WeightSet } from '../weights.js';
 import type { UnetConfig } from './config.js';
 import { buildUnetGraph, resAdapterTargets } from './unet.js';
+import { planPatchedCall, unetLayout, variantKey, type UnetLayout, type UnetPatchCall, type UnetPatchVariant } from './patches.js';
 
 export interface UnetCallOptions {
   /** ControlNet residuals already multiplied by strength; summed over chained ControlNets. */
@@ -10,6 +11,10 @@ export interface UnetCallOptions {
   overrides?: ReadonlyMap<string, Float32Array>;
   /** SDXL label-embedding input [B, adm]. */
   y?: TensorData;
+  /** Forward patches (FreeU, Deep Shrink, HyperTile) with this call's sigma and random source. */
+  patch?: UnetPatchCall;
+  /** Tensors added to the output of input blocks (T2I-Adapter features, strength applied), by block index. */
+  inputControl?: ReadonlyMap<number, TensorData>;
 }
 
 /**
@@ -52,11 +57,20 @@ export class UnetModel {
     if (changed) this.sessions.clear();
   }
 
-  session(withControl: boolean): Promise<CompiledSession> {
-    const key = withControl ? 'control' : 'plain';
+  private layoutCache: UnetLayout | undefined;
+
+  /** Block facts the forward patches plan with (read off the weights once). */
+  get layout(): UnetLayout {
+    this.layoutCache ??= unetLayout(this.weights, this.config);
+    return this.layoutCache;
+  }
+
+  /** The plain session, or one variant of the patched graph (a session per distinct structure). */
+  session(withControl: boolean, patches?: UnetPatchVariant, inputControlBlocks: readonly number[] = []): Promise<CompiledSession> {
+    const key = (withControl ? 'control' : 'plain') + (patches ? `|${variantKey(patches)}` : '') + (inputControlBlocks.length ? `|in:${inputControlBlocks.join(',')}` : '');
     let s = this.sessions.get(key);
     if (!s) {
-      s = compileGraph(buildUnetGraph(this.weights, this.config, { withControl, overridable: this.overridable }));
+      s = compileGraph(buildUnetGraph(this.weights, this.config, { withControl, overridable: this.overridable, ...(patches ? { patches } : {}), ...(inputControlBlocks.length ? { inputControlBlocks } : {}) }), { role: 'unet' });
       this.sessions.set(key, s);
       s.catch(() => this.sessions.delete(key));
     }
@@ -71,7 +85,15 @@ export class UnetModel {
       opts.control.outputs.forEach((t, i) => (feeds[`control_${i}`] = t));
       feeds.control_middle = opts.control.middle;
     }
-    const s = await this.session(Boolean(opts.control));
+    let variant: UnetPatchVariant | undefined;
+    if (opts.patch?.patches.length) {
+      const plan = planPatchedCall(this.config, this.layout, x.dims, opts.patch);
+      variant = plan.variant;
+      Object.assign(feeds, plan.feeds);
+    }
+    const inBlocks = opts.inputControl ? [...opts.inputControl.keys()].sort((a, b) => a - b) : [];
+    for (const i of inBlocks) feeds[`control_in_${i}`] = opts.inputControl!.get(i)!;
+    const s = await this.session(Boolean(opts.control), variant, inBlocks);
     const r = await s.run(feeds, opts.overrides);
     return r.eps!;
   }

@@ -1,0 +1,40 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { formatCaseReport, listCases, runConformance } from '../../runtime/conformance/runner.js';
+import { REPO } from '../nodes/helpers.js';
+
+const SAMPLERS = resolve(REPO, '../shared/conformance-samplers');
+const NEXT = resolve(REPO, '../shared/conformance-next');
+
+describe('ComfyUI sampler conformance (../shared/conformance-samplers, ../shared/conformance-next)', () => {
+  it('the shared data is present', () => {
+    expect(existsSync(join(SAMPLERS, 'index.json')), `missing ${SAMPLERS}`).toBe(true);
+    expect(existsSync(join(NEXT, 'index.json')), `missing ${NEXT}`).toBe(true);
+  });
+
+  it('every sampler, scheduler, custom-sampling and model-sampling case passes', async () => {
+    const rep = await runConformance(SAMPLERS);
+    const failed = rep.cases.filter((c) => !c.pass).map((c) => formatCaseReport(c, false));
+    expect(failed).toEqual([]);
+    expect(rep.cases.map((c) => c.case)).toEqual(listCases(SAMPLERS));
+    expect(new Set(rep.cases.map((c) => c.case))).toEqual(new Set(['schedulers', 'ksampler-ode', 'ksampler-ancestral', 'ksampler-brownian', 'custom-sampling', 'model-sampling']));
+    expect(rep.cases.reduce((n, c) => n + c.results.length, 0)).toBeGreaterThan(700);
+  }, 300_000);
+
+  it('the Brownian tree and the stock SDE samplers reproduce torchsde from the seed', async () => {
+    const rep = await runConformance(NEXT);
+    const failed = rep.cases.filter((c) => !c.pass).map((c) => formatCaseReport(c, false));
+    expect(failed).toEqual([]);
+    expect(new Set(rep.cases.map((c) => c.case))).toEqual(new Set(['samplers-sde', 'brownian']));
+  }, 120_000);
+
+  it('`resflow conformance` runs these folders from the CLI', () => {
+    const bin = join(REPO, 'bin', 'resflow.js');
+    const r = spawnSync(process.execPath, [bin, 'conformance', NEXT, '--case', 'brownian'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/PASS\s+brownian/);
+    expect(r.stdout).toMatch(/1\/1 cases passed/);
+  });
+});
