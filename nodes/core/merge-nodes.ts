@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { addRule, blocksRule, mergeClips, mergeUnets, simpleRule, subtractRule, type MergeRule } from '../../runtime/pipeline/model-merge.js';
+import { addRule, blocksRule, mergeClips, mergeSdxlText, mergeUnets, simpleRule, subtractRule, type MergeRule } from '../../runtime/pipeline/model-merge.js';
+import { SDXL_PREFIXES } from '../../runtime/models/sdxl/checkpoint.js';
 import { saveCheckpoint } from '../../runtime/pipeline/checkpoint-save.js';
 import type { Vae } from '../../runtime/models/vae/index.js';
 import type { RuntimeEnv } from '../env.js';
@@ -30,8 +31,10 @@ function mergeModels(node: string, a: unknown, b: unknown, rule: MergeRule, widg
 async function mergeClipValues(node: string, a: unknown, b: unknown, rule: MergeRule, widgets: Record<string, unknown>): Promise<[ClipValue]> {
   const c1 = a as ClipValue;
   const c2 = b as ClipValue;
-  if (c1.family !== 'sd1' || c2.family !== 'sd1') throw new Error(`${node}: only SD1.x text encoders can be merged so far (got ${c1.family} and ${c2.family})`);
-  return [{ ...c1, clip: await mergeClips(c1.clip, c2.clip, rule, JSON.stringify([node, widgets])) }];
+  const tag = JSON.stringify([node, widgets]);
+  if (c1.family === 'sdxl' && c2.family === 'sdxl') return [{ ...c1, text: await mergeSdxlText(c1.text, c2.text, rule, tag) }];
+  if (c1.family !== 'sd1' || c2.family !== 'sd1') throw new Error(`${node}: cannot merge a ${c1.family.toUpperCase()} text encoder with a ${c2.family.toUpperCase()} one`);
+  return [{ ...c1, clip: await mergeClips(c1.clip, c2.clip, rule, tag) }];
 }
 
 function blockNode(name: string, blocks: string[], description: string): NodeSpec {
@@ -109,22 +112,21 @@ export function mergeNodes(env: RuntimeEnv): NodeSpec[] {
       execute({ model, clip, vae, filename_prefix, prompt, extra_pnginfo }) {
         const m = model as ModelValue;
         const c = clip as ClipValue;
-        if (m.family !== 'sd1' || c.family !== 'sd1') throw new Error('CheckpointSave: only SD1.x checkpoints can be saved so far');
+        if (m.family !== c.family) throw new Error(`CheckpointSave: the MODEL is ${m.family.toUpperCase()} but the CLIP is ${c.family.toUpperCase()}`);
         const { dir, base, counter } = nextImagePath(env.outputDir, String(filename_prefix));
         const file = join(dir, `${base}_${String(counter).padStart(5, '0')}_.safetensors`);
         // Our own loader hints (head count, tokenizer) travel with the weights; ComfyUI ignores them.
         const meta: Record<string, string> = Object.fromEntries(Object.entries(m.unet.base.weights.file.metadata).filter(([k]) => k.startsWith('resflow.')));
         if (prompt) meta.prompt = JSON.stringify(prompt);
         for (const [k, v] of Object.entries((extra_pnginfo as Record<string, unknown> | null) ?? {})) meta[k] = JSON.stringify(v);
-        saveCheckpoint(
-          file,
-          [
-            { weights: m.unet.base.weights, overrides: m.unet.overrides(), prefix: 'model.diffusion_model.' },
-            { weights: c.clip.base.weights, overrides: c.clip.overrides(), prefix: 'cond_stage_model.transformer.text_model.' },
-            { weights: (vae as Vae).weights, prefix: 'first_stage_model.' },
-          ],
-          meta,
-        );
+        const text =
+          c.family === 'sdxl'
+            ? [
+                { weights: c.text.clipL.weights, prefix: SDXL_PREFIXES.clipL },
+                { weights: c.text.clipG.weights, prefix: SDXL_PREFIXES.clipG },
+              ]
+            : [{ weights: c.clip.base.weights, overrides: c.clip.overrides(), prefix: 'cond_stage_model.transformer.text_model.' }];
+        saveCheckpoint(file, [{ weights: m.unet.base.weights, overrides: m.unet.overrides(), prefix: 'model.diffusion_model.' }, ...text, { weights: (vae as Vae).weights, prefix: 'first_stage_model.' }], meta);
         return { ui: {} };
       },
     },

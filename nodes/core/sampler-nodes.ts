@@ -50,7 +50,8 @@ export function epsModelFor(model: ModelValue, positive: ConditioningValue, nega
   checkContextWidth(model, negative, 'negative');
   if (model.family === 'sdxl') return sdxlSamplerModel(model, positive, negative, latentShape, seed);
   // The seed goes along for patches that draw from torch's global generator after prepare_noise (HyperTile).
-  return model.unet.epsModel(seed === undefined ? {} : { seed });
+  const latentNumel = latentShape.reduce((a, b) => a * b, 1);
+  return model.unet.epsModel(seed === undefined ? { latentNumel } : { seed, latentNumel });
 }
 
 function samplerModel(a: KSamplerArgs): EpsModel {

@@ -51,7 +51,8 @@ export function sdxlSamplerModel(model: ModelValue, positive: ConditioningValue,
   const adm = model.unet.base.config.admInChannels;
   if (!adm) throw new Error('this SDXL model has no label embedding (y input)');
   const y = sdxlAdmProvider(asSdxl(positive, 'positive'), asSdxl(negative, 'negative'), latentShape, adm);
-  return model.unet.epsModel(seed === undefined ? { y } : { y, seed });
+  const latentNumel = latentShape.reduce((a, b) => a * b, 1);
+  return model.unet.epsModel(seed === undefined ? { y, latentNumel } : { y, seed, latentNumel });
 }
 
 const SIZE = { type: 'INT', default: 1024, min: 0, max: MAX_RESOLUTION } as const;

@@ -14,7 +14,7 @@ export const MODEL_FOLDERS = {
   controlnet: { exts: WEIGHT_EXTS, dirs: false },
   vae: { exts: WEIGHT_EXTS, dirs: false },
   tokenizers: { exts: [], dirs: true },
-  upscale_models: { exts: ['.safetensors'], dirs: false },
+  upscale_models: { exts: WEIGHT_EXTS, dirs: false },
   hypernetworks: { exts: ['.pt', '.pth'], dirs: false },
 } as const;
 

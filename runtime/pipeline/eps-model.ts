@@ -19,6 +19,8 @@ export interface EpsModelOptions {
    * after that noise, so its choices follow from the seed and the latent size.
    */
   seed?: number | bigint;
+  /** numel of the sampled latent (what prepare_noise drew); default: the first call's chunk (wrong under area crops). */
+  latentNumel?: number;
   /** Observes HyperTile's draws (value, exclusive high) and tile choices; for diagnostics and conformance. */
   observe?: { randint?: (value: number, high: number) => void; tileChoice?: (divisor: number) => void };
 }
@@ -93,7 +95,7 @@ export function unetEpsModel(unet: UnetModel, opts: EpsModelOptions = {}): EpsMo
     if (y) callOpts.y = y;
     if (opts.patches?.length) {
       if (cond.sigma === undefined) throw new Error('UNet patches need the step sigma, which this sampler did not pass');
-      const latentNumel = (shape[0] / Math.max(1, cond.condOrUncond.length)) * shape[1] * shape[2] * shape[3];
+      const latentNumel = opts.latentNumel ?? (shape[0] / Math.max(1, cond.condOrUncond.length)) * shape[1] * shape[2] * shape[3];
       if (opts.patches.some((p) => p.kind === 'hypertile') && !randint) {
         const draw = globalTorchRandint(opts.seed ?? 0, latentNumel);
         const seen = opts.observe?.randint;

@@ -5,6 +5,8 @@
  * weights (its adapters applied); model1's adapters and forward patches are re-attached on top of the merge.
  */
 import { ClipTextEncoder } from '../models/clip/index.js';
+import { OpenClipTextEncoder } from '../models/openclip/encoder.js';
+import { SdxlTextEncoder } from '../models/sdxl/conditioning.js';
 import { mergeWeightSets, type MergeRule, type MergeSource } from '../models/merged-weights.js';
 import { UnetModel } from '../models/unet/model.js';
 import type { WeightSet } from '../models/weights.js';
@@ -64,4 +66,14 @@ export async function mergeClips(c1: PatchedClip, c2: PatchedClip, rule: MergeRu
   let out = PatchedClip.of(enc, c1.clipSkip);
   for (const a of c1.adapters) out = out.withAdapter(a);
   return out;
+}
+
+/** SDXL CLIP merges: both towers (CLIP-L and OpenCLIP bigG) merged key by key with the same rule. */
+export async function mergeSdxlText(t1: SdxlTextEncoder, t2: SdxlTextEncoder, rule: MergeRule, tag: string): Promise<SdxlTextEncoder> {
+  const r = clipRule(rule);
+  const l = mergeWeightSets(t1.clipL.weights, source(t2.clipL.weights, undefined), r, `${tag};L`);
+  const g = mergeWeightSets(t1.clipG.weights, source(t2.clipG.weights, undefined), r, `${tag};G`);
+  const clipL = await ClipTextEncoder.load(l, { config: t1.clipL.config, specialTokens: t1.clipL.specialTokens, layerNormIntermediate: false });
+  const clipG = await OpenClipTextEncoder.load(g, { config: t1.clipG.config, layerNormIntermediate: false });
+  return SdxlTextEncoder.of(clipL, clipG);
 }

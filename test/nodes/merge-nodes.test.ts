@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Executor } from '../../runtime/executor/executor.js';
 import { validatePrompt } from '../../runtime/executor/validate.js';
 import { DEMO_ARCH, DEMO_CHECKPOINT, DEMO_TOKENIZER } from '../../runtime/models/synthetic/demo.js';
+import { DEMO_SDXL_CHECKPOINT } from '../../runtime/models/synthetic/demo-sdxl.js';
 import { writeSyntheticCheckpoint } from '../../runtime/models/synthetic/generate.js';
 import { sd1CheckpointKeyShapes } from '../../runtime/models/synthetic/tables.js';
 import { SafetensorsFile } from '../../runtime/safetensors/index.js';
@@ -102,6 +103,26 @@ describe('merge nodes and CheckpointSave through the executor', () => {
     copyFileSync(join(rt.env.outputDir, 'checkpoints', 'roundtrip_00001_.safetensors'), join(rt.env.folders.modelsDir, 'checkpoints', 'roundtrip.safetensors'));
     const [ms, cs] = await exec('CheckpointLoaderSimple', { ckpt_name: 'roundtrip.safetensors' });
     expect(await render(ms, cs)).toEqual(fromMerge);
+  }, 240_000);
+
+  it('SDXL: both text towers merge, and CheckpointSave writes the SDXL layout that loads back as SDXL', async () => {
+    const [m, c, vae] = await exec('CheckpointLoaderSimple', { ckpt_name: DEMO_SDXL_CHECKPOINT });
+    const [half] = await exec('ModelMergeSDXL', { model1: m, model2: m, ...SDXL_RATIOS, 'out.': 0.5 });
+    const [zero] = await exec('CLIPMergeSubtract', { clip1: c, clip2: c, multiplier: 1 });
+    await exec('CheckpointSave', { model: half, clip: zero, vae, filename_prefix: 'checkpoints/sdxl' });
+    const path = join(rt.env.outputDir, 'checkpoints', 'sdxl_00001_.safetensors');
+    const saved = SafetensorsFile.open(path);
+    const src = SafetensorsFile.open(join(rt.env.folders.modelsDir, 'checkpoints', DEMO_SDXL_CHECKPOINT));
+    for (const key of ['conditioner.embedders.0.transformer.text_model.encoder.layers.0.mlp.fc1.weight', 'conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight']) {
+      expect(saved.has(key), key).toBe(true);
+      expect(saved.readFloat32(key).every((v) => v === 0), key).toBe(true);
+    }
+    // W*0.5 + W*0.5 is W again in float32.
+    const k = 'model.diffusion_model.out.2.weight';
+    expect(Array.from(saved.readFloat32(k))).toEqual(Array.from(src.readFloat32(k)));
+    copyFileSync(path, join(rt.env.folders.modelsDir, 'checkpoints', 'sdxl-saved.safetensors'));
+    const [back] = await exec('CheckpointLoaderSimple', { ckpt_name: 'sdxl-saved.safetensors' });
+    expect((back as { family: string }).family).toBe('sdxl');
   }, 240_000);
 
   it('merging models of different families is refused with a clear message', async () => {

@@ -40,6 +40,25 @@ function writeAdapter(path: string): void {
   writeSafetensors(path, t);
 }
 
+/** An Adapter_light file (per level: 1x1 in_conv to c/4, light resnets, 1x1 out_conv). */
+function writeLightAdapter(path: string): void {
+  const t: Record<string, TensorToWrite> = {};
+  const put = (name: string, shape: number[]) => (t[name] = { dtype: 'F32', shape, data: initTensor(name, shape, 78) });
+  CH.forEach((c, i) => {
+    const inC = i === 0 ? 3 * 64 : CH[i - 1]!;
+    put(`body.${i}.in_conv.weight`, [c / 4, inC, 1, 1]);
+    put(`body.${i}.in_conv.bias`, [c / 4]);
+    for (let r = 0; r < 2; r++)
+      for (const b of ['block1', 'block2']) {
+        put(`body.${i}.body.${r}.${b}.weight`, [c / 4, c / 4, 3, 3]);
+        put(`body.${i}.body.${r}.${b}.bias`, [c / 4]);
+      }
+    put(`body.${i}.out_conv.weight`, [c, c / 4, 1, 1]);
+    put(`body.${i}.out_conv.bias`, [c]);
+  });
+  writeSafetensors(path, t);
+}
+
 /** T2I-Adapter files through ControlNetLoader on a tiny UNet with SD1.5's block layout (4 levels, 2 resnets each). */
 describe('T2I-Adapter through ControlNetLoader', () => {
   let rt: TestRuntime;
@@ -54,6 +73,14 @@ describe('T2I-Adapter through ControlNetLoader', () => {
       metadata: { 'resflow.unet.num_heads': '2', 'resflow.tokenizer': DEMO_TOKENIZER },
     });
     writeAdapter(join(rt.env.folders.modelsDir, 'controlnet', ADAPTER));
+    writeLightAdapter(join(rt.env.folders.modelsDir, 'controlnet', 't2i-light.safetensors'));
+  });
+
+  it('the light layout loads too, with the same feature sizes', async () => {
+    const [adapter] = await exec('ControlNetLoader', { control_net_name: 't2i-light.safetensors' });
+    expect((adapter as T2IAdapter).arch.kind).toBe('light');
+    const feats = await (adapter as T2IAdapter).features(new Float32Array(3 * 64 * 64).fill(0.5), [1, 3, 64, 64]);
+    expect(feats.map((f) => f.dims)).toEqual([[1, 32, 8, 8], [1, 64, 4, 4], [1, 128, 2, 2], [1, 128, 1, 1]]);
   });
 
   it('loads as a T2I-Adapter with one feature per level, sized for input blocks 2, 5, 8 and 11', async () => {

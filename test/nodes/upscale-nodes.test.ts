@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
 import type { NodeContext } from '../../nodes/spec.js';
 import { shared } from '../adapters/helpers.js';
 import { demoRuntime, type TestRuntime } from './helpers.js';
+import { safetensorsToTorchZip } from './torch-zip-helpers.js';
 
 type Node = ApiPrompt[string];
 const n = (class_type: string, inputs: Record<string, unknown>): Node => ({ class_type, inputs }) as Node;
@@ -66,6 +67,20 @@ describe('upscale model nodes through the executor', () => {
     expect(diff).toBeGreaterThan(0);
     expect(diff).toBeLessThan(0.05);
     expect(out.data.every((v) => v >= 0 && v <= 1)).toBe(true);
+  }, 120_000);
+
+  it('a .pth copy (PyTorch zip pickle) loads through the restricted reader and upscales identically', async () => {
+    const dir = join(rt.env.folders.modelsDir, 'upscale_models');
+    writeFileSync(join(dir, 'esrgan-old-x4.pth'), safetensorsToTorchZip(join(MODELS, 'esrgan-old-x4.safetensors')));
+    expect(rt.env.folders.list('upscale_models')).toContain('esrgan-old-x4.pth');
+    const [pth] = (await exec('UpscaleModelLoader', { model_name: 'esrgan-old-x4.pth' })) as [UpscaleModel];
+    const [st] = (await exec('UpscaleModelLoader', { model_name: 'esrgan-old-x4.safetensors' })) as [UpscaleModel];
+    const [loaded] = (await exec('LoadImage', { image: DEMO_INPUT_IMAGE })) as [ImageBatch];
+    const [small] = (await exec('ImageScale', { image: loaded, upscale_method: 'bilinear', width: 20, height: 12, crop: 'disabled' })) as [ImageBatch];
+    const [a] = (await exec('ImageUpscaleWithModel', { upscale_model: pth, image: small })) as [ImageBatch];
+    const [b] = (await exec('ImageUpscaleWithModel', { upscale_model: st, image: small })) as [ImageBatch];
+    expect(a.shape).toEqual([1, 48, 80, 3]);
+    expect(Array.from(a.data)).toEqual(Array.from(b.data));
   }, 120_000);
 
   it('a file that is not an RRDBNet is refused naming the key it looked for', async () => {

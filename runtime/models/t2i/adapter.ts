@@ -1,6 +1,6 @@
 /**
- * T2I-Adapters (TencentARC, original key layout: conv_in, body.N.{in_conv,block1,block2,down_opt.op}) for
- * SD1.x, as ComfyUI's T2IAdapter runs them: the hint is pixel-unshuffled by 8, a conv and 2 resnet blocks per
+ * T2I-Adapters (TencentARC, original key layouts: conv_in, body.N.{in_conv,block1,block2,down_opt.op}, and the
+ * light one: body.N.{in_conv,body.M.block1/2,out_conv}) for SD1.x, as ComfyUI's T2IAdapter runs them: the hint is pixel-unshuffled by 8, a conv and 2 resnet blocks per
  * level give one feature map per level, and feature k is added to the UNet's hidden state after input block
  * 3k+2 (the last block of each SD1.5 level) when the shapes agree. The features depend only on the hint, so
  * they are computed once per hint and size.
@@ -12,6 +12,8 @@ import { SafetensorsFile } from '../../safetensors/reader.js';
 import { ModelKeyError, WeightSet } from '../weights.js';
 
 export interface T2IArch {
+  /** Adapter (conv_in + resnet blocks) or Adapter_light (per level: 1x1 in, light resnets, 1x1 out). */
+  kind: 'full' | 'light';
   /** Image channels of the hint the adapter takes (after unshuffle: x64). */
   hintChannels: number;
   levels: Array<{ blocks: Array<{ down: boolean; inConv: boolean }> }>;
@@ -20,12 +22,30 @@ export interface T2IArch {
 }
 
 export function isT2IAdapterFile(file: SafetensorsFile): boolean {
-  return file.has('conv_in.weight') && file.has('body.0.block1.weight');
+  return (file.has('conv_in.weight') && file.has('body.0.block1.weight')) || file.has('body.0.in_conv.weight');
+}
+
+function detectLight(w: WeightSet): T2IArch {
+  let levels = 0;
+  while (w.has(`body.${levels}.in_conv.weight`)) levels++;
+  let rb = 0;
+  while (w.has(`body.0.body.${rb}.block1.weight`)) rb++;
+  const cin = w.shape('body.0.in_conv.weight')[1]!;
+  if (cin % 64) throw new ModelKeyError(w.file.path, 'body.0.in_conv.weight', `${cin} input channels is not a pixel-unshuffled (x64) image`);
+  return {
+    kind: 'light',
+    hintChannels: cin / 64,
+    levels: Array.from({ length: levels }, (_, i) => ({ blocks: Array.from({ length: rb }, () => ({ down: i > 0, inConv: true })) })),
+    ksize: 3,
+    useConv: false,
+  };
 }
 
 export function detectT2I(w: WeightSet): T2IArch {
+  // ComfyUI tests for the light layout first.
+  if (w.has('body.0.in_conv.weight')) return detectLight(w);
   if (!w.has('conv_in.weight') || !w.has('body.0.block1.weight')) {
-    throw new ModelKeyError(w.file.path, 'conv_in.weight', 'not a T2I-Adapter in the original layout (conv_in / body.N.block1)');
+    throw new ModelKeyError(w.file.path, 'conv_in.weight', 'not a T2I-Adapter in the original layout (conv_in / body.N.block1, or body.N.in_conv for the light one)');
   }
   const cin = w.shape('conv_in.weight')[1]!;
   if (cin === 256 || cin === 768) throw new ModelKeyError(w.file.path, 'conv_in.weight', 'SDXL T2I-Adapters are not supported yet');
@@ -35,18 +55,51 @@ export function detectT2I(w: WeightSet): T2IArch {
   const perLevel = 2;
   if (nBlocks % perLevel) throw new ModelKeyError(w.file.path, `body.${nBlocks}.block1.weight`, `${nBlocks} resnet blocks is not 2 per level`);
   const useConv = w.names().some((n) => n.endsWith('down_opt.op.weight'));
+  // ComfyUI builds the blocks with sk=True: an in_conv only where the width changes (other in_conv / skep keys
+  // a file may carry are left unused, as load_state_dict leaves them).
+  let width = w.shape('conv_in.weight')[0]!;
   const levels = Array.from({ length: nBlocks / perLevel }, (_, i) => ({
-    blocks: Array.from({ length: perLevel }, (_, j) => ({ down: i > 0 && j === 0, inConv: w.has(`body.${i * perLevel + j}.in_conv.weight`) })),
+    blocks: Array.from({ length: perLevel }, (_, j) => {
+      const name = `body.${i * perLevel + j}`;
+      const out = w.shape(`${name}.block1.weight`)[0]!;
+      const inConv = out !== width;
+      if (inConv && !w.has(`${name}.in_conv.weight`)) throw new ModelKeyError(w.file.path, `${name}.in_conv.weight`, `block goes from ${width} to ${out} channels without an in_conv`);
+      width = out;
+      return { down: i > 0 && j === 0, inConv };
+    }),
   }));
-  return { hintChannels: cin / 64, levels, ksize: w.shape('body.0.block2.weight')[2]!, useConv };
+  return { kind: 'full', hintChannels: cin / 64, levels, ksize: w.shape('body.0.block2.weight')[2]!, useConv };
 }
 
 /** The adapter body on an unshuffled hint of a fixed size (avg-pool padding depends on odd sizes). */
 export function buildT2IGraph(w: WeightSet, a: T2IArch, H: number, W: number): Graph {
   const g = new GraphBuilder();
   const conv = (x: T, name: string, k: number, stride = 1) => g.conv2d(x, w.bind(g, `${name}.weight`), w.bind(g, `${name}.bias`), { stride, padding: Math.floor(k / 2) });
-  let h = conv(g.input('x', 'float32', ['B', a.hintChannels * 64, H, W]), 'conv_in', 3);
+  const x = g.input('x', 'float32', ['B', a.hintChannels * 64, H, W]);
   let size = [H, W];
+  // avg_pool2d(2, 2) with ComfyUI's padding of one cell on odd sides (zeros counted in the mean).
+  const avgPool = (h: T): T => {
+    const [ph, pw] = [size[0]! % 2, size[1]! % 2];
+    if (ph !== pw) throw new Error(`T2I-Adapter: a ${size[0]}x${size[1]} feature map (one side odd) cannot be pooled; use a latent whose sides are both multiples of 8`);
+    const c = h.shape[1] as number;
+    size = size.map((s) => Math.floor((s + 2 * ph - 2) / 2) + 1);
+    return g.conv2d(h, g.constant(new Float32Array(c * 4).fill(0.25), [c, 1, 2, 2]), undefined, { stride: 2, padding: ph, groups: c });
+  };
+  if (a.kind === 'light') {
+    let h = x;
+    a.levels.forEach((lvl, i) => {
+      if (i > 0) h = avgPool(h);
+      h = conv(h, `body.${i}.in_conv`, 1);
+      lvl.blocks.forEach((_, r) => {
+        const b = `body.${i}.body.${r}`;
+        h = g.add(conv(g.relu(conv(h, `${b}.block1`, 3)), `${b}.block2`, 3), h);
+      });
+      h = conv(h, `body.${i}.out_conv`, 1);
+      g.output(`feature_${i}`, h);
+    });
+    return g.graph;
+  }
+  let h = conv(x, 'conv_in', 3);
   a.levels.forEach((lvl, i) => {
     lvl.blocks.forEach((b, j) => {
       const name = `body.${i * lvl.blocks.length + j}`;
@@ -55,12 +108,7 @@ export function buildT2IGraph(w: WeightSet, a: T2IArch, H: number, W: number): G
           h = conv(h, `${name}.down_opt.op`, 3, 2);
           size = size.map((s) => Math.floor((s - 1) / 2) + 1);
         } else {
-          // avg_pool2d(2, 2) with ComfyUI's padding of one cell on odd sides (zeros counted in the mean).
-          const [ph, pw] = [size[0]! % 2, size[1]! % 2];
-          if (ph !== pw) throw new Error(`T2I-Adapter: a ${size[0]}x${size[1]} feature map (one side odd) cannot be pooled; use a latent whose sides are both multiples of 8`);
-          const c = h.shape[1] as number;
-          h = g.conv2d(h, g.constant(new Float32Array(c * 4).fill(0.25), [c, 1, 2, 2]), undefined, { stride: 2, padding: ph, groups: c });
-          size = size.map((s) => Math.floor((s + 2 * ph - 2) / 2) + 1);
+          h = avgPool(h);
         }
       }
       if (b.inConv) h = conv(h, `${name}.in_conv`, a.ksize);

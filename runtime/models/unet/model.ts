@@ -88,7 +88,9 @@ export class UnetModel {
     let variant: UnetPatchVariant | undefined;
     if (opts.patch?.patches.length) {
       const plan = planPatchedCall(this.config, this.layout, x.dims, opts.patch);
-      variant = plan.variant;
+      const v = plan.variant;
+      // A patch set that does nothing at this call (Deep Shrink outside its window) runs the plain session.
+      if (v.freeu || v.shrink || v.tiled.length || v.hypernetworks.length) variant = v;
       Object.assign(feeds, plan.feeds);
     }
     const inBlocks = opts.inputControl ? [...opts.inputControl.keys()].sort((a, b) => a - b) : [];
