@@ -22,6 +22,7 @@ import { basicSchedulerSigmas, flipSigmas, laplaceSigmas, polyexponentialSigmas,
 import type { Conditioning, Shape4 } from '../../runtime/sampling/types.js';
 import type { NodeContext, NodeSpec } from '../spec.js';
 import { checkActivationsFit, epsModelFor } from './sampler-nodes.js';
+import { latentSampleOptionsCustom } from './latent-ops-nodes.js';
 import type { ConditioningValue, LatentValue, ModelValue } from './types.js';
 
 /** The GUIDER link value: the runtime guider plus the model it samples (for previews and memory checks). */
@@ -69,6 +70,8 @@ async function runCustom(
     latent: latent.samples,
     seed,
     signal: ctx.signal,
+    // Noise mask, batch_index noise and an inpainting model's channels, as KSampler takes them.
+    ...latentSampleOptionsCustom(g.model, latent),
     onStep: async (p) => {
       const prev = latentPreview({ data: p.denoised, shape: p.shape }, g.model.sampling.latentFormat);
       const jpeg = await sharp(Buffer.from(prev.rgb.buffer, prev.rgb.byteOffset, prev.rgb.byteLength), { raw: { width: prev.width, height: prev.height, channels: 3 } })

@@ -40,6 +40,16 @@ export function latentSampleOptions(model: ModelValue, latent: LatentValue, seed
   return out;
 }
 
+/** The same for SamplerCustom(Advanced): the noise source draws per batch_index itself. */
+export function latentSampleOptionsCustom(model: ModelValue, latent: LatentValue): { noiseMask?: NonNullable<LatentValue['noiseMask']>; batchIndex?: number[]; concatChannels?: number } {
+  const out: { noiseMask?: NonNullable<LatentValue['noiseMask']>; batchIndex?: number[]; concatChannels?: number } = {};
+  if (latent.batchIndex) out.batchIndex = latent.batchIndex;
+  if (latent.noiseMask) out.noiseMask = latent.noiseMask;
+  const extra = model.unet.base.config.inChannels - latent.samples.shape[1];
+  if (extra > 0) out.concatChannels = extra;
+  return out;
+}
+
 export function latentOpsNodes(): NodeSpec[] {
   return [
     {

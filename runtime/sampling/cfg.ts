@@ -26,6 +26,13 @@ export interface CfgDenoiserOptions {
   concat?: (entry: Conditioning) => Float32Array;
   /** Sees both sides' predictions per model evaluation (uncond is zeros when cfg 1 skips it). */
   onPredictions?: (cond: Float32Array, uncond: Float32Array, sigma: number) => void;
+  /**
+   * Replaces `uncond + (cond - uncond) * cfg` (ComfyUI's sampler_cfg_function, e.g. RescaleCFG); both sides
+   * are then always evaluated, with their areas, masks and twins as above.
+   */
+  combine?: (args: { cond: Float32Array; uncond: Float32Array; cfg: number; x: Float32Array; sigma: number; shape: Shape4 }) => Float32Array;
+  /** Evaluate the negative side even at cfg 1 (ComfyUI's disable_cfg1_optimization). */
+  alwaysUncond?: boolean;
 }
 
 export function makeCfgDenoiser(options: CfgDenoiserOptions): Denoiser {
@@ -36,13 +43,14 @@ export function makeCfgDenoiser(options: CfgDenoiserOptions): Denoiser {
   const dims = new Set([...cond, ...uncond].map((c) => c.model.dim));
   if (dims.size > 1) throw new SamplingValidationError(`positive and negative contexts differ in width (${[...dims].join(' vs ')})`);
   // math.isclose(cfg, 1.0): with a scale of one the negative prediction cancels out.
-  const skipUncond = Math.abs(cfg - 1) <= 1e-9;
+  const skipUncond = Math.abs(cfg - 1) <= 1e-9 && !options.combine && !options.alwaysUncond;
   const ctx = { model, ms, shape, signal: options.signal };
 
   return async (x, sigma) => {
     const [c, u] = skipUncond ? [...(await calcCondBatch([cond], x, sigma, ctx)), new Float32Array(x.length)] : await calcCondBatch([cond, uncond], x, sigma, ctx);
     options.onPredictions?.(c!, u!, sigma);
     if (skipUncond) return c!;
+    if (options.combine) return options.combine({ cond: c!, uncond: u!, cfg, x, sigma, shape });
     const out = new Float32Array(x.length);
     for (let i = 0; i < out.length; i++) out[i] = u![i]! + (c![i]! - u![i]!) * cfg;
     return out;

@@ -4,7 +4,10 @@
  * sigma schedule. The sampler's own noise (default sampler or Brownian tree) is seeded with the noise
  * source's seed, so DisableNoise runs draw from seed 0 like ComfyUI.
  */
-import { makeCfgDenoiser } from './cfg.js';
+import { calcCondBatch } from './cond-batch.js';
+import { resolveCondSides } from './cond-resolve.js';
+import { inpaintConcat, maskedDenoiser, prepareDenoiseMask, type NoiseMask } from './inpaint.js';
+import { prepareNoise } from '../latent/ops.js';
 import { makeGuidedDenoiser, type CfgFunction } from './guidance.js';
 import { processLatentIn, processLatentOut, type ModelSampling } from './model-sampling.js';
 import { noiseSamplerFor, runSampler } from './sample.js';
@@ -15,11 +18,12 @@ import { SamplingValidationError, numel, type Conditioning, type EpsModel, type 
 /** RandomNoise / DisableNoise: the initial noise for a latent and the seed the sampler's draws use. */
 export interface NoiseSource {
   readonly seed: number | bigint;
-  generate(latent: Latent): Float32Array;
+  /** `batchIndex`: the LATENT's batch_index (items split from a batch keep their noise). */
+  generate(latent: Latent, batchIndex?: number[]): Float32Array;
 }
 
 export function randomNoise(seed: number | bigint): NoiseSource {
-  return { seed, generate: (latent) => randnLike(seed, latent.shape) };
+  return { seed, generate: (latent, batchIndex) => (batchIndex ? prepareNoise(seed, latent.shape, batchIndex) : randnLike(seed, latent.shape)) };
 }
 
 export function disableNoise(): NoiseSource {
@@ -29,7 +33,12 @@ export function disableNoise(): NoiseSource {
 /** A guider: the model's sampling schedule and how its conditioned predictions are combined. */
 export interface Guider {
   readonly modelSampling: ModelSampling;
-  denoiser(shape: Shape4, signal?: AbortSignal): GuidedDenoiser;
+  denoiser(shape: Shape4, signal?: AbortSignal, extra?: GuiderExtras): GuidedDenoiser;
+}
+
+/** Per-run inputs a guider passes to its conditionings' evaluation (an inpainting model's extra channels). */
+export interface GuiderExtras {
+  concat?: (entry: Conditioning) => Float32Array;
 }
 
 /**
@@ -47,8 +56,8 @@ export interface GuiderModel {
 export function cfgGuider(m: GuiderModel, positive: Conditioning, negative: Conditioning, cfg: number): Guider {
   return {
     modelSampling: m.modelSampling,
-    denoiser: (shape, signal) =>
-      makeGuidedDenoiser({ model: m.modelFor(positive, negative, shape), modelSampling: m.modelSampling, positive, negative, cfg, shape, signal, cfgFunction: m.cfgFunction }),
+    denoiser: (shape, signal, extra) =>
+      makeGuidedDenoiser({ model: m.modelFor(positive, negative, shape), modelSampling: m.modelSampling, positive, negative, cfg, shape, signal, cfgFunction: m.cfgFunction, concat: extra?.concat }),
   };
 }
 
@@ -75,13 +84,13 @@ export function dualCfgGuider(
 ): Guider {
   return {
     modelSampling: m.modelSampling,
-    denoiser: (shape, signal) => {
-      const single = (c: Conditioning) => makeCfgDenoiser({ model: m.modelFor(c, c, shape), modelSampling: m.modelSampling, positive: c, negative: c, cfg: 1, shape, signal });
-      const [d1, d2, dn] = [single(cond1), single(cond2), single(negative)];
-      const guide = async (x: Float32Array, sigma: number, step: Parameters<GuidedDenoiser>[2]) => {
-        const c = await d1(x, sigma, step);
-        const mid = await d2(x, sigma, step);
-        const neg = await dn(x, sigma, step);
+    denoiser: (shape, signal, extra) => {
+      // calc_cond_batch over [positive, middle, negative]: areas and masks are twinned across all three.
+      const ms = m.modelSampling;
+      const sides = resolveCondSides([cond1, cond2, negative], extra?.concat ? { shape, ms, concat: extra.concat } : { shape, ms }, ['positive', 'middle', 'negative']);
+      const ctx = { model: m.modelFor(cond1, negative, shape), ms, shape, signal };
+      const guide = async (x: Float32Array, sigma: number, _step: Parameters<GuidedDenoiser>[2]) => {
+        const [c, mid, neg] = (await calcCondBatch(sides, x, sigma, ctx)) as [Float32Array, Float32Array, Float32Array];
         const out = new Float32Array(x.length);
         for (let i = 0; i < out.length; i++) {
           out[i] =
@@ -117,6 +126,10 @@ export interface CustomSampleOptions {
   /** Sees every draw of the sampler's noise sampler (for tests and debugging). */
   onNoise?: (sigma: number, sigmaNext: number, draw: Float32Array) => void;
   signal?: AbortSignal;
+  /** The LATENT's noise_mask, batch_index, and the model's extra input channels (inpainting), as in KSampler. */
+  noiseMask?: NoiseMask;
+  batchIndex?: number[];
+  concatChannels?: number;
 }
 
 function observed(ns: NoiseSampler, onNoise?: CustomSampleOptions['onNoise']): NoiseSampler {
@@ -140,16 +153,19 @@ export async function sampleCustom(o: CustomSampleOptions): Promise<{ samples: L
     return { samples: copy, denoised: copy };
   }
   const ms = o.guider.modelSampling;
-  const noise = o.noise.generate(latent);
+  const noise = o.noise.generate(latent, o.batchIndex);
   const isEmpty = latent.data.every((v) => v === 0);
   const latentIn = isEmpty ? latent.data : processLatentIn(ms.latentFormat, latent.data);
   const x0 = ms.noiseScaling(sigmas[0]!, noise, latentIn, ms.isMaxDenoise(sigmas[0]!));
   let lastDenoised = null as Float32Array | null;
   const seed = o.seed ?? o.noise.seed;
+  const denoiseMask = o.noiseMask ? prepareDenoiseMask(o.noiseMask, shape) : undefined;
+  const concat = o.concatChannels ? inpaintConcat({ channels: o.concatChannels, shape, latentFormat: ms.latentFormat, latent: latentIn, denoiseMask }) : undefined;
+  const guided = o.guider.denoiser(shape, o.signal, concat ? { concat } : {});
   const out = await runSampler({
     sampler: o.sampler.name,
     samplerOptions: o.sampler.options,
-    denoiser: o.guider.denoiser(shape, o.signal),
+    denoiser: denoiseMask ? maskedDenoiser(guided, denoiseMask, latentIn, noise) : guided,
     modelSampling: ms,
     sigmas,
     x: x0,

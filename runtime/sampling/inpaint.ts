@@ -8,7 +8,7 @@ import { commonUpscale } from '../image/upscale.js';
 import { pyRound } from './cond-entries.js';
 import { repeatToBatch } from './cond-tensors.js';
 import { processLatentIn, SD15_LATENT_FORMAT, type LatentFormat } from './model-sampling.js';
-import { SamplingValidationError, type Conditioning, type Denoiser, type Shape4 } from './types.js';
+import { SamplingValidationError, type Conditioning, type Denoiser, type Shape4, type StepInfo } from './types.js';
 
 /** A LATENT's noise_mask: [B, 1, H, W], [B, H, W] or [H, W], any resolution. */
 export interface NoiseMask {
@@ -39,15 +39,19 @@ export function prepareDenoiseMask(mask: NoiseMask, shape: Shape4): Float32Array
 /**
  * KSamplerX0Inpaint: before each model call `x = x*m + (latent + noise*sigma)*(1-m)`, after it
  * `denoised = denoised*m + latent*(1-m)`. `latent` is in model space, `noise` the run's initial noise.
+ * A denoiser that also hands out its negative prediction (`withUncond`) keeps it, with only the guided
+ * prediction masked (ComfyUI masks the model wrapper's output, not what post-CFG hooks saw).
  */
-export function maskedDenoiser(inner: Denoiser, mask: Float32Array, latent: Float32Array, noise: Float32Array): Denoiser {
-  return async (x, sigma, step) => {
+export function maskedDenoiser<D extends Denoiser>(inner: D, mask: Float32Array, latent: Float32Array, noise: Float32Array): D {
+  const before = (x: Float32Array, sigma: number) => {
     const xm = new Float32Array(x.length);
     for (let i = 0; i < x.length; i++) {
       const m = mask[i]!;
       xm[i] = x[i]! * m + Math.fround(Math.fround(noise[i]! * sigma) + latent[i]!) * Math.fround(1 - m);
     }
-    const out = await inner(xm, sigma, step);
+    return xm;
+  };
+  const after = (out: Float32Array) => {
     const res = new Float32Array(out.length);
     for (let i = 0; i < out.length; i++) {
       const m = mask[i]!;
@@ -55,6 +59,17 @@ export function maskedDenoiser(inner: Denoiser, mask: Float32Array, latent: Floa
     }
     return res;
   };
+  const masked: Denoiser = async (x, sigma, step) => after(await inner(before(x, sigma), sigma, step));
+  type WithUncond = (x: Float32Array, sigma: number, step: StepInfo) => Promise<{ denoised: Float32Array; uncond: Float32Array }>;
+  const withUncond = (inner as { withUncond?: WithUncond }).withUncond;
+  if (withUncond) {
+    const wrapped: WithUncond = async (x, sigma, step) => {
+      const r = await withUncond(before(x, sigma), sigma, step);
+      return { ...r, denoised: after(r.denoised) };
+    };
+    Object.assign(masked, { withUncond: wrapped });
+  }
+  return masked as D;
 }
 
 /** latent_format.blank_inpaint_image_like for SD1.x / SDXL latents: "zero" pixels in latent space. */

@@ -199,6 +199,40 @@ describe('latent, mask, inpainting and image nodes in workflows (demo model)', (
     expect(diffCols(a, b, 4, 8)).toBeGreaterThan(1e-3);
   }, 120_000);
 
+  it('SamplerCustomAdvanced honours the noise mask and batch_index like KSampler', async () => {
+    const custom = (latent: [string, number]) => ({
+      '30': n('RandomNoise', { noise_seed: 11 }),
+      '31': n('CFGGuider', { model: ['1', 0], positive: ['2', 0], negative: ['4', 0], cfg: 5 }),
+      '32': n('KSamplerSelect', { sampler_name: 'euler' }),
+      '33': n('BasicScheduler', { model: ['1', 0], scheduler: 'normal', steps: 2, denoise: 1 }),
+      '34': n('SamplerCustomAdvanced', { noise: ['30', 0], guider: ['31', 0], sampler: ['32', 0], sigmas: ['33', 0], latent_image: latent }),
+    });
+    await run(rt, {
+      ...COMMON,
+      '11': n('VAEEncode', { pixels: ['7', 0], vae: ['1', 2] }),
+      '12': n('SetLatentNoiseMask', { samples: ['11', 0], mask: ['10', 1] }),
+      '13': ksampler(['12', 0]),
+      ...custom(['12', 0]),
+      '20': cap(['11', 0], 'c-enc'),
+      '21': cap(['34', 0], 'c-custom'),
+      '22': cap(['13', 0], 'c-ksampler'),
+    });
+    const enc = latent('c-enc');
+    const out = latent('c-custom');
+    expect(diffCols(out, enc, 0, 4)).toBeLessThan(1e-3);
+    expect(diffCols(out, latent('c-ksampler'), 0, 8)).toBeLessThan(1e-3);
+    await run(rt, {
+      ...COMMON,
+      '11': n('EmptyLatentImage', { width: 64, height: 48, batch_size: 2 }),
+      '12': n('LatentFromBatch', { samples: ['11', 0], batch_index: 1, length: 1 }),
+      '13': ksampler(['12', 0]),
+      ...custom(['12', 0]),
+      '21': cap(['34', 0], 'b-custom'),
+      '22': cap(['13', 0], 'b-ksampler'),
+    });
+    expect(diffCols(latent('b-custom'), latent('b-ksampler'), 0, 8)).toBeLessThan(1e-3);
+  }, 120_000);
+
   it('LatentFromBatch keeps each item its batch noise: item 1 sampled alone equals item 1 of the batch', async () => {
     await run(rt, {
       ...COMMON,

@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { condEntries, pyRound } from '../../runtime/sampling/cond-entries.js';
 import { combineConds, setAreaCells, setAreaFraction, setMask, setTimestepRange } from '../../runtime/sampling/cond-ops.js';
 import { condActive, resolveCondSides, resolveConds } from '../../runtime/sampling/cond-resolve.js';
-import { inpaintConcat } from '../../runtime/sampling/inpaint.js';
+import { inpaintConcat, maskedDenoiser } from '../../runtime/sampling/inpaint.js';
 import { ModelSampling, SD15_LATENT_FORMAT, SDXL_LATENT_FORMAT } from '../../runtime/sampling/model-sampling.js';
-import type { Conditioning, Shape4 } from '../../runtime/sampling/types.js';
+import type { Conditioning, Shape4, StepInfo } from '../../runtime/sampling/types.js';
 
 const ms = new ModelSampling();
 const shape: Shape4 = [1, 4, 8, 12];
@@ -136,5 +136,58 @@ describe("the old ControlNetApply's ControlNet on the negative side", () => {
     // ControlNetApplyAdvanced does not set the flag: the negative stays as given.
     const adv = resolveConds({ ...ctx(1), controls: [app] }, ctx(-1), { shape, ms });
     expect(adv.uncond[0]!.controls).toEqual([]);
+  });
+});
+
+describe('CFG hooks for guiders', () => {
+  it('combine replaces the CFG formula and sees both sides, also at cfg 1', async () => {
+    const { makeCfgDenoiser } = await import('../../runtime/sampling/cfg.js');
+    const model = async (xIn: Float32Array, s: Shape4, _t: number, cond: { context: Float32Array; contextShape: [number, number, number] }) => {
+      const out = new Float32Array(xIn.length);
+      const item = xIn.length / s[0];
+      for (let i = 0; i < s[0]; i++) out.fill(cond.context[i * cond.contextShape[1] * cond.contextShape[2]]!, i * item, (i + 1) * item);
+      return out;
+    };
+    const sh: Shape4 = [1, 4, 2, 2];
+    const seen: number[][] = [];
+    const d = makeCfgDenoiser({
+      model,
+      positive: ctx(0.5),
+      negative: ctx(-0.5),
+      cfg: 1,
+      modelSampling: ms,
+      shape: sh,
+      combine: ({ cond, uncond }) => {
+        seen.push([cond[0]!, uncond[0]!]);
+        return Float32Array.from(cond, (v, i) => v - uncond[i]!);
+      },
+    });
+    const out = await d(new Float32Array(16), 1, { step: 0, totalSteps: 1, sigmas: Float32Array.from([1, 0]) });
+    expect(seen).toEqual([[-0.5, 0.5]]);
+    expect(out[0]).toBe(-1);
+  });
+});
+
+describe('masked sampling (KSamplerX0Inpaint)', () => {
+  it('holds x on the latent noising path outside the mask and returns the latent there; withUncond survives', async () => {
+    const seenX: number[][] = [];
+    const inner = Object.assign(
+      async (x: Float32Array, _sigma: number, _step: StepInfo) => {
+        seenX.push(Array.from(x));
+        return Float32Array.from(x, (v) => v * 2);
+      },
+      { withUncond: async (x: Float32Array, _sigma: number, _step: StepInfo) => ({ denoised: Float32Array.from(x, (v) => v * 2), uncond: Float32Array.from(x, (v) => v + 100) }) },
+    );
+    const mask = Float32Array.from([1, 0]);
+    const latent = Float32Array.from([5, 7]);
+    const noise = Float32Array.from([1, -1]);
+    const d = maskedDenoiser(inner, mask, latent, noise);
+    const step = { step: 0, totalSteps: 1, sigmas: Float32Array.from([2, 0]) };
+    const out = await d(Float32Array.from([3, 3]), 2, step);
+    expect(seenX[0]).toEqual([3, 7 - 2]);
+    expect(Array.from(out)).toEqual([6, 7]);
+    const r = await d.withUncond(Float32Array.from([3, 3]), 2, step);
+    expect(Array.from(r.denoised)).toEqual([6, 7]);
+    expect(Array.from(r.uncond)).toEqual([103, 105]);
   });
 });

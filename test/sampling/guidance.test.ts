@@ -29,14 +29,14 @@ function model(kinds: string[][]): EpsModel {
 describe('makeGuidedDenoiser', () => {
   const x = Float32Array.from({ length: 24 }, (_, i) => Math.sin(i) * 3);
 
-  it('hands out the negative prediction next to the guided one, each side seen as its own half', async () => {
+  it('hands out the negative prediction next to the guided one, from the same batched evaluation', async () => {
     const kinds: string[][] = [];
     const g = makeGuidedDenoiser({ model: model(kinds), positive: ctx(0.5), negative: ctx(-0.25), cfg: 7, modelSampling: ms, shape });
     const ref = makeCfgDenoiser({ model: model([]), positive: ctx(0.5), negative: ctx(-0.25), cfg: 7, modelSampling: ms, shape });
     const { denoised, uncond } = await g.withUncond!(x, 3, step);
     const expected = await ref(x, 3, step);
     for (let i = 0; i < x.length; i++) expect(denoised[i]).toBeCloseTo(expected[i]!, 4);
-    expect(kinds).toEqual([['cond'], ['uncond']]);
+    expect(kinds).toEqual([['uncond', 'cond']]);
     // uncond = x - sigma * eps(negative as the uncond half)
     const c = Math.sqrt(10);
     for (let i = 0; i < x.length; i++) expect(uncond[i]).toBeCloseTo(x[i]! - 3 * (0.3 * (x[i]! / c) - 0.25 * (1 + (i % 5)) + 0.01), 4);
@@ -60,5 +60,16 @@ describe('makeGuidedDenoiser', () => {
     }
     expect(dz).toBeLessThan(1e-4);
     expect(d1).toBeGreaterThan(1e-2);
+  });
+
+  it('with an area entry the negative prediction includes its twin (uncond run on the crop)', async () => {
+    const { setAreaCells, combineConds } = await import('../../runtime/sampling/cond-ops.js');
+    const kinds: string[][] = [];
+    const positive = combineConds(ctx(0.5), setAreaCells(ctx(1), 16, 16, 8, 0, 1));
+    const g = makeGuidedDenoiser({ model: model(kinds), positive, negative: ctx(-0.25), cfg: 1, modelSampling: ms, shape: [1, 4, 2, 3], cfgFunction: rescaleCfg(0) });
+    const { uncond } = await g.withUncond!(x, 3, step);
+    // Full-latent pair, then the 2x2 crop of the area entry with its negative twin.
+    expect(kinds).toEqual([['uncond', 'cond'], ['uncond', 'cond']]);
+    expect(uncond.length).toBe(24);
   });
 });
