@@ -4,6 +4,7 @@ import { conditioningNodes } from './conditioning-nodes.js';
 import { imageNodes } from './image-nodes.js';
 import { latentNodes } from './latent-nodes.js';
 import { loaderNodes } from './loader-nodes.js';
+import { multiDiffusionNodes } from './multidiffusion-node.js';
 import { samplerNodes, vaeNodes } from './sampler-nodes.js';
 import { sdxlNodes } from './sdxl-nodes.js';
 import { trainingNodes } from './training-nodes.js';
@@ -12,6 +13,7 @@ import { trainingNodes } from './training-nodes.js';
 export function createCoreRegistry(env: RuntimeEnv): NodeRegistry {
   const registry = new NodeRegistry();
   registry.registerAll([...loaderNodes(env), ...conditioningNodes(), ...sdxlNodes(), ...samplerNodes(), ...vaeNodes(), ...latentNodes(), ...imageNodes(env), ...trainingNodes(env)]);
+  registry.registerAll(multiDiffusionNodes());
   // Our own names for nodes ComfyUI calls otherwise.
   registry.alias('LoadCheckpoint', 'CheckpointLoaderSimple');
   registry.alias('LoadControlNet', 'ControlNetLoader');

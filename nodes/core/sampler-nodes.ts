@@ -47,8 +47,8 @@ function checkContextWidth(model: ModelValue, cond: ConditioningValue, side: str
 function samplerModel(a: KSamplerArgs): EpsModel {
   checkContextWidth(a.model, a.positive, 'positive');
   checkContextWidth(a.model, a.negative, 'negative');
-  if (a.model.family === 'sdxl') return sdxlSamplerModel(a.model, a.positive, a.negative, a.latent.samples.shape);
-  return a.model.unet.epsModel();
+  const unet = a.model.family === 'sdxl' ? sdxlSamplerModel(a.model, a.positive, a.negative, a.latent.samples.shape) : a.model.unet.epsModel();
+  return (a.model.epsWrappers ?? []).reduce((inner, wrap) => wrap(inner), unet);
 }
 
 /**

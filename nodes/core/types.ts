@@ -1,7 +1,7 @@
 import type { SdxlSizes } from '../../runtime/models/sdxl/adm.js';
 import type { SdxlTextEncoder } from '../../runtime/models/sdxl/conditioning.js';
 import type { ModelSampling } from '../../runtime/sampling/model-sampling.js';
-import type { Conditioning, Latent } from '../../runtime/sampling/types.js';
+import type { Conditioning, EpsModel, Latent } from '../../runtime/sampling/types.js';
 import type { PatchedClip, PatchedUnet } from '../../runtime/pipeline/patched-model.js';
 import type { ClipTokenizer } from '../../runtime/text/index.js';
 
@@ -25,7 +25,11 @@ export interface ModelValue {
   family: 'sd1' | 'sdxl';
   unet: PatchedUnet;
   sampling: ModelSampling;
+  /** Sampler-side patches (e.g. MultiDiffusion), applied in order around the UNet's EpsModel at sampling time. */
+  epsWrappers?: readonly EpsModelWrapper[];
 }
+
+export type EpsModelWrapper = (inner: EpsModel) => EpsModel;
 
 /** CLIP of an SD1.x checkpoint: the text encoder handle (adapters, clip skip) and its tokenizer. */
 export interface Sd1ClipValue {

@@ -13,6 +13,12 @@ export interface UnetCallOptions {
 }
 
 /**
+ * UNet work done by this process: session runs and the batch items they processed (one item = one latent
+ * image through the whole UNet). Read by `resflow eval-resolution` for its UNet-passes-per-step column.
+ */
+export const unetUsage = { calls: 0, items: 0 };
+
+/**
  * A loaded UNet: compiles lazily one session without and one with ControlNet inputs. Adapter targets stay
  * graph inputs, so applying or re-weighting adapters never rebuilds the session.
  */
@@ -73,6 +79,8 @@ export class UnetModel {
     }
     const s = await this.session(Boolean(opts.control));
     const r = await s.run(feeds, opts.overrides);
+    unetUsage.calls++;
+    unetUsage.items += timesteps.length;
     return r.eps!;
   }
 }
