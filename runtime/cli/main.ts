@@ -1,5 +1,6 @@
 import { conformanceCommand } from './conformance.js';
 import { convertCommand, demoCommand, nodesCommand, validateCommand } from './commands.js';
+import { evalResolutionCommand } from './eval-resolution.js';
 import { runCommand } from './run.js';
 
 type Command = (argv: string[]) => Promise<number>;
@@ -11,6 +12,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   convert: { run: convertCommand, summary: 'convert a workflow between editor and API formats' },
   demo: { run: demoCommand, summary: 'run the main ResAdapter workflow on the embedded demo model' },
   conformance: { run: (a) => conformanceCommand(a), summary: 'check ResFlow against a conformance folder (ComfyUI reference outputs)' },
+  'eval-resolution': { run: evalResolutionCommand, summary: 'score a model at many sizes with and without resolution methods (Shapes)' },
 };
 
 export function usage(): string {

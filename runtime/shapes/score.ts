@@ -27,6 +27,8 @@ export interface ScoreOptions {
   backgroundDistance?: number;
   /** Border band width as a fraction of the short side (at least 1 pixel; default 0.03). */
   borderFraction?: number;
+  /** A component covering more than this fraction of the image is not an object on a background (default 0.6). */
+  maxObjectFraction?: number;
 }
 
 export interface ObjectInfo {
@@ -216,7 +218,8 @@ export function scoreScene(img: RgbImage, expected: ExpectedScene, opts: ScoreOp
   const objects = kept.map((c) => describeObject(img, c));
   const main = objects[0];
   const checks = {
-    oneObject: objects.length === 1,
+    // Noise or a broken render can join into one huge blob: that is not one object on a background.
+    oneObject: objects.length === 1 && main!.area <= (opts.maxObjectFraction ?? 0.6) * width * height,
     objectColour: main !== undefined && main.colour === expected.colour,
     shape: main !== undefined && main.shape === expected.shape,
     background: bg.name === expected.background,

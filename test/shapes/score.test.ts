@@ -34,6 +34,12 @@ describe('shapes scorer', () => {
     expect(two.checks).toEqual({ oneObject: false, objectColour: true, shape: true, background: true });
   });
 
+  it('a blob covering most of the image is not one object on a background', () => {
+    const s = scoreScene(canvas(64, 64, 'black', [[2, 2, 60, 60, 'white']]), { shape: 'square', colour: 'white', background: 'black' });
+    expect(s.objects).toHaveLength(1);
+    expect(s.checks.oneObject).toBe(false);
+  });
+
   it('specks below the area threshold are not objects', () => {
     const s = scoreScene(canvas(100, 100, 'white', [[30, 30, 40, 40, 'red'], [5, 90, 3, 3, 'blue']]), { shape: 'square', colour: 'red', background: 'white' });
     expect(s.objects).toHaveLength(1);
