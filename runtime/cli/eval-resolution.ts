@@ -2,14 +2,14 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureDemoModels } from '../models/synthetic/demo.js';
+import { SHAPES_BASE, SHAPES_CHECKPOINT, SHAPES_RESADAPTER } from '../shapes/arch.js';
 import { evalGridPng } from '../shapes/eval-grid.js';
+import { ensureShapesModel } from '../shapes/provision.js';
 import { EVAL_METHODS } from '../shapes/eval-graph.js';
 import { availableMethods, DEFAULT_EVAL_SIZES, evalSummary, formatEvalTable, runResolutionEval, type EvalOptions } from '../shapes/eval-run.js';
 import { cliContext, type CliContext } from './run.js';
 import { CliUsageError } from './workflow-io.js';
 
-export const SHAPES_CHECKPOINT = 'resflow-shapes.safetensors';
-export const SHAPES_RESADAPTER = 'resflow-shapes-resadapter';
 
 export const EVAL_HELP = `resflow eval-resolution [options]
 
@@ -23,7 +23,7 @@ with UNet passes per step and seconds per image; writes a labelled grid PNG.
   --cfg X             guidance scale (default 4)
   --sampler NAME      (default euler); --scheduler NAME (default normal)
   --model FILE        checkpoint (default ${SHAPES_CHECKPOINT}); --resadapter NAME (default ${SHAPES_RESADAPTER})
-  --base-size PX      the side the model was trained at (default 128): MultiDiffusion's window
+  --base-size PX      the side the model was trained at (default ${SHAPES_BASE}): MultiDiffusion's window
   --out DIR           where the grid PNG (and --json's file) go (default: <data dir>/output)
   --json              print the full results as JSON on stdout instead of the table
   --models DIR, --data DIR   as for 'resflow run'`;
@@ -50,6 +50,7 @@ export function evalOptionsFromArgs(ctx: CliContext, values: Record<string, stri
   const str = (k: string) => values[k] as string | undefined;
   const checkpoint = str('model') ?? SHAPES_CHECKPOINT;
   if (checkpoint.includes('resflow-demo')) ensureDemoModels(ctx.env.folders.modelsDir);
+  if (checkpoint === SHAPES_CHECKPOINT) ensureShapesModel(ctx.env.folders.modelsDir);
   if (!ctx.env.folders.list('checkpoints').includes(checkpoint)) throw new CliUsageError(`checkpoint "${checkpoint}" is not in ${ctx.env.folders.modelsDir}/checkpoints (or another models root); pass --model`);
   const resadapter = str('resadapter') ?? SHAPES_RESADAPTER;
   const hasAdapter = ctx.env.folders.list('resadapters').includes(resadapter);
@@ -64,7 +65,7 @@ export function evalOptionsFromArgs(ctx: CliContext, values: Record<string, stri
       throw new CliUsageError(known ? `--methods: "${id}" needs ${known.needsResAdapter && !hasAdapter ? `a ResAdapter ("${resadapter}" is not installed)` : `node types ${known.requires.join(', ')}`}` : `--methods: unknown method "${id}" (have: ${EVAL_METHODS.map((x) => x.id).join(', ')})`);
     });
   }
-  const baseSize = positiveNumber('base-size', str('base-size'), 128);
+  const baseSize = positiveNumber('base-size', str('base-size'), SHAPES_BASE);
   if (baseSize % 16) throw new CliUsageError('--base-size must be a multiple of 16');
   return {
     n: positiveNumber('n', str('n'), 8),
