@@ -5,6 +5,7 @@ import { imageNodes } from './image-nodes.js';
 import { latentNodes } from './latent-nodes.js';
 import { loaderNodes } from './loader-nodes.js';
 import { multiDiffusionNodes } from './multidiffusion-node.js';
+import { resAdapterPartsNodes } from './resadapter-parts-node.js';
 import { samplerNodes, vaeNodes } from './sampler-nodes.js';
 import { sdxlNodes } from './sdxl-nodes.js';
 import { trainingNodes } from './training-nodes.js';
@@ -13,7 +14,7 @@ import { trainingNodes } from './training-nodes.js';
 export function createCoreRegistry(env: RuntimeEnv): NodeRegistry {
   const registry = new NodeRegistry();
   registry.registerAll([...loaderNodes(env), ...conditioningNodes(), ...sdxlNodes(), ...samplerNodes(), ...vaeNodes(), ...latentNodes(), ...imageNodes(env), ...trainingNodes(env)]);
-  registry.registerAll(multiDiffusionNodes());
+  registry.registerAll([...multiDiffusionNodes(), ...resAdapterPartsNodes()]);
   // Our own names for nodes ComfyUI calls otherwise.
   registry.alias('LoadCheckpoint', 'CheckpointLoaderSimple');
   registry.alias('LoadControlNet', 'ControlNetLoader');

@@ -3,7 +3,7 @@ import { detectFamily } from '../../runtime/models/checkpoint.js';
 import { ControlNet } from '../../runtime/models/controlnet/controlnet.js';
 import { Vae } from '../../runtime/models/vae/index.js';
 import { loadResAdapter, resolveResAdapterFiles, type ResAdapter } from '../../runtime/adapters/resadapter.js';
-import { applyResAdapter, checkpointKeyShapes, loadLoraForModels, type ResAdapterParts } from '../../runtime/pipeline/adapter-loaders.js';
+import { applyResAdapter, checkpointKeyShapes, loadLoraForModels } from '../../runtime/pipeline/adapter-loaders.js';
 import { PatchedClip, PatchedUnet } from '../../runtime/pipeline/patched-model.js';
 import { loadSd1 } from '../../runtime/pipeline/sd1-loader.js';
 import { sidecarPath } from '../../runtime/pipeline/sdxl-loader.js';
@@ -13,9 +13,6 @@ import type { RuntimeEnv } from '../env.js';
 import type { NodeSpec } from '../spec.js';
 import { loadSdxlCheckpoint } from './sdxl-nodes.js';
 import type { ClipValue, ModelValue } from './types.js';
-
-const PARTS_BY_NAME: Record<string, ResAdapterParts> = { 'lora and norms': 'all', 'lora only': 'lora', 'norms only': 'norms' };
-const RESADAPTER_PARTS = Object.keys(PARTS_BY_NAME);
 
 const STRENGTH = { type: 'FLOAT', default: 1, min: -100, max: 100, step: 0.01 } as const;
 
@@ -140,16 +137,13 @@ export function loaderNodes(env: RuntimeEnv): NodeSpec[] {
           alpha: { type: 'FLOAT', default: 1, min: 0, max: 2, step: 0.05 },
           norm_strength: { type: 'FLOAT', default: 1, min: 0, max: 1, step: 0.05 },
         },
-        optional: {
-          parts: { type: 'COMBO', options: RESADAPTER_PARTS, default: 'lora and norms', tooltip: 'apply only one half of the adapter (the paper\'s ablations)' },
-        },
       },
       outputs: [{ type: 'MODEL' }],
-      execute({ model, resadapter, alpha, norm_strength, parts }) {
+      execute({ model, resadapter, alpha, norm_strength }) {
         const m = model as ModelValue;
         const ra = resadapter as Pick<ResAdapter, 'files'>;
         const adapter = loadResAdapter(ra.files, checkpointKeyShapes(m.unet.base.weights.file));
-        const r = applyResAdapter(m.unet, adapter, Number(alpha), { normStrength: Number(norm_strength), parts: PARTS_BY_NAME[String(parts ?? 'lora and norms')] ?? 'all' });
+        const r = applyResAdapter(m.unet, adapter, Number(alpha), { normStrength: Number(norm_strength) });
         return [{ ...m, unet: r.model }];
       },
     },

@@ -31,11 +31,10 @@ export interface EvalMethod {
   patches(setup: EvalSetup, width: number, height: number): PatchNode[];
 }
 
-const resAdapterPart = (parts: string): PatchNode => ({
-  classType: 'ApplyResAdapter',
-  inputs: { alpha: 1, norm_strength: 1, parts },
-  wantsResAdapter: true,
-});
+const resAdapterPart = (part: 'lora only' | 'norms only' | 'lora and norms'): PatchNode =>
+  part === 'lora and norms'
+    ? { classType: 'ApplyResAdapter', inputs: { alpha: 1, norm_strength: 1 }, wantsResAdapter: true }
+    : { classType: 'ApplyResAdapterPart', inputs: { part, alpha: 1, norm_strength: 1 }, wantsResAdapter: true };
 
 /** How much larger than the base the image is (by side, geometric mean): Deep Shrink's downscale factor. */
 function upscaleFactor(setup: EvalSetup, width: number, height: number): number {
@@ -45,8 +44,8 @@ function upscaleFactor(setup: EvalSetup, width: number, height: number): number 
 export const EVAL_METHODS: readonly EvalMethod[] = [
   { id: 'base', label: 'base', requires: [], needsResAdapter: false, patches: () => [] },
   { id: 'resadapter', label: 'base + ResAdapter', requires: ['LoadResAdapter', 'ApplyResAdapter'], needsResAdapter: true, patches: () => [resAdapterPart('lora and norms')] },
-  { id: 'lora', label: 'ResAdapter LoRA only', requires: ['LoadResAdapter', 'ApplyResAdapter'], needsResAdapter: true, patches: () => [resAdapterPart('lora only')] },
-  { id: 'norms', label: 'ResAdapter norms only', requires: ['LoadResAdapter', 'ApplyResAdapter'], needsResAdapter: true, patches: () => [resAdapterPart('norms only')] },
+  { id: 'lora', label: 'ResAdapter LoRA only', requires: ['LoadResAdapter', 'ApplyResAdapterPart'], needsResAdapter: true, patches: () => [resAdapterPart('lora only')] },
+  { id: 'norms', label: 'ResAdapter norms only', requires: ['LoadResAdapter', 'ApplyResAdapterPart'], needsResAdapter: true, patches: () => [resAdapterPart('norms only')] },
   {
     id: 'multidiffusion',
     label: 'MultiDiffusion',

@@ -21,7 +21,7 @@ function txt2img(patches: Array<[string, Record<string, unknown>]>, size = 256):
   let model: [string, number] = ['1', 0];
   patches.forEach(([type, inputs], i) => {
     const id = String(10 + i);
-    p[id] = { class_type: type, inputs: { ...inputs, model, ...(type === 'ApplyResAdapter' ? { resadapter: ['5', 0] } : {}) } };
+    p[id] = { class_type: type, inputs: { ...inputs, model, ...(type.startsWith('ApplyResAdapter') ? { resadapter: ['5', 0] } : {}) } };
     model = [id, 0];
   });
   p['6'] = { class_type: 'KSampler', inputs: { model, seed: 3, steps: 2, cfg: 4, sampler_name: 'euler', scheduler: 'normal', positive: ['2', 0], negative: ['3', 0], latent_image: ['4', 0], denoise: 1 } };
@@ -95,7 +95,7 @@ describe('MultiDiffusion node (demo model, through the executor)', () => {
   });
 });
 
-describe('ApplyResAdapter parts (the paper\'s ablations)', () => {
+describe('ApplyResAdapterPart (the paper\'s ablations)', () => {
   let rt: TestRuntime;
   const executor = new Executor({ log: () => {} });
   beforeAll(async () => {
@@ -111,15 +111,15 @@ describe('ApplyResAdapter parts (the paper\'s ablations)', () => {
   }
   const same = (a: Uint8Array, b: Uint8Array) => a.every((v, i) => v === b[i]);
 
-  it('lora only = norm_strength 0; norms only differs from both the base and the LoRA; no parts input = both', async () => {
-    const ra = (inputs: Record<string, unknown>) => txt2img([['ApplyResAdapter', { alpha: 1, norm_strength: 1, ...inputs }]], 128);
+  it('lora only = ApplyResAdapter at norm_strength 0; norms only differs from the base and from the LoRA; "lora and norms" = ApplyResAdapter', async () => {
+    const part = (p: string) => txt2img([['ApplyResAdapterPart', { part: p, alpha: 1, norm_strength: 1 }]], 128);
+    const full = (inputs: Record<string, unknown>) => txt2img([['ApplyResAdapter', { alpha: 1, norm_strength: 1, ...inputs }]], 128);
     const base = await pixels(txt2img([], 128));
-    const both = await pixels(ra({ parts: 'lora and norms' }));
-    const implicit = await pixels(ra({}));
-    const lora = await pixels(ra({ parts: 'lora only' }));
-    const loraByBlend = await pixels(ra({ norm_strength: 0 }));
-    const norms = await pixels(ra({ parts: 'norms only' }));
-    expect(same(implicit, both)).toBe(true);
+    const both = await pixels(full({}));
+    const loraByBlend = await pixels(full({ norm_strength: 0 }));
+    const lora = await pixels(part('lora only'));
+    const norms = await pixels(part('norms only'));
+    expect(same(await pixels(part('lora and norms')), both)).toBe(true);
     expect(same(lora, loraByBlend)).toBe(true);
     for (const [a, b] of [[base, both], [base, lora], [base, norms], [lora, norms], [both, norms], [both, lora]] as const) expect(same(a, b)).toBe(false);
   });
