@@ -128,7 +128,7 @@ export async function evalResolutionCommand(argv: string[]): Promise<number> {
 }
 
 /** Runs the evaluation with progress on stderr, prints the table (or JSON) and writes the grid; shared with the demo. */
-export async function evaluateAndReport(ctx: CliContext, opts: EvalOptions, out: { json: boolean; gridName?: string; title?: string }): Promise<{ table: string; gridPath: string; failed: boolean }> {
+export async function evaluateAndReport(ctx: CliContext, opts: EvalOptions, out: { json: boolean; gridName?: string; title?: string; perCell?: number }): Promise<{ table: string; gridPath: string; failed: boolean }> {
   console.error(
     `eval-resolution: ${opts.setup.checkpoint}${opts.setup.resadapter ? ` + ${opts.setup.resadapter}` : ''}, N=${opts.n}, ${opts.settings.steps} steps ${opts.settings.sampler}/${opts.settings.scheduler}, cfg ${opts.settings.cfg}; ` +
       `methods ${opts.methods.map((m) => m.id).join(', ')}; sizes ${opts.sizes.map(([w, h]) => `${w}x${h}`).join(', ')}`,
@@ -144,7 +144,7 @@ export async function evaluateAndReport(ctx: CliContext, opts: EvalOptions, out:
   const table = formatEvalTable(cells);
   mkdirSync(ctx.env.outputDir, { recursive: true });
   const gridPath = join(ctx.env.outputDir, out.gridName ?? 'eval-resolution.png');
-  writeAtomic(gridPath, await evalGridPng(cells, { title: out.title ?? `${opts.setup.checkpoint}: first samples per method and size (bar: all checks pass)` }));
+  writeAtomic(gridPath, await evalGridPng(cells, { ...(out.perCell ? { perCell: out.perCell } : {}), title: out.title ?? `${opts.setup.checkpoint}: first samples per method and size (bar: all checks pass)` }));
   if (out.json) console.log(JSON.stringify({ settings: { ...opts.setup, ...opts.settings, n: opts.n }, grid: gridPath, cells: evalSummary(cells) }, null, 1));
   else console.log(table);
   console.error(`grid: ${gridPath} (${((performance.now() - started) / 1000).toFixed(1)}s)`);
