@@ -1,5 +1,6 @@
+import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { COLOUR_NAMES, renderScene, sampleScene, SHAPE_COLOURS, SHAPE_KINDS, type ColourName, type ShapeScene } from '../../runtime/shapes/dataset.js';
+import { COLOUR_NAMES, renderScene, sampleScene, sceneCaption, SHAPE_COLOURS, SHAPE_KINDS, type ColourName, type ShapeScene } from '../../runtime/shapes/dataset.js';
 import { classifyShape, nearestColour, scoreScene, type RgbImage } from '../../runtime/shapes/score.js';
 
 const scene = (over: Partial<ShapeScene> = {}): ShapeScene => ({ shape: 'circle', colour: 'red', background: 'blue', gradient: 0, cx: 0.5, cy: 0.5, size: 0.5, ...over });
@@ -96,6 +97,16 @@ describe('shapes scorer', () => {
       if (!scoreScene(render(s, w!, h!), s).pass) failures++;
     }
     expect(failures).toBe(0);
+  });
+
+  it('soft edges, as a diffusion model draws them, do not change the verdict', async () => {
+    for (let i = 0; i < 24; i++) {
+      const s = sampleScene(11, i);
+      const [w, h] = [[128, 128], [64, 64], [256, 128]][i % 3]!;
+      const blurred = await sharp(Buffer.from(renderScene(s, w!, h!)), { raw: { width: w!, height: h!, channels: 3 } }).blur((2 * Math.min(w!, h!)) / 128).raw().toBuffer();
+      const r = scoreScene({ data: new Uint8Array(blurred), width: w!, height: h! }, s);
+      expect(r.checks, `${sceneCaption(s)} at ${w}x${h}`).toEqual({ oneObject: true, objectColour: true, shape: true, background: true });
+    }
   });
 
   it('classifies the ideal feature values and rejects malformed input', () => {
