@@ -47,8 +47,8 @@ function checkContextWidth(model: ModelValue, cond: ConditioningValue, side: str
 function samplerModel(a: KSamplerArgs): EpsModel {
   checkContextWidth(a.model, a.positive, 'positive');
   checkContextWidth(a.model, a.negative, 'negative');
-  const unet = a.model.family === 'sdxl' ? sdxlSamplerModel(a.model, a.positive, a.negative, a.latent.samples.shape) : a.model.unet.epsModel();
-  return (a.model.epsWrappers ?? []).reduce((inner, wrap) => wrap(inner), unet);
+  if (a.model.family === 'sdxl') return sdxlSamplerModel(a.model, a.positive, a.negative, a.latent.samples.shape);
+  return a.model.unet.epsModel();
 }
 
 /**
@@ -73,7 +73,7 @@ export async function runKSampler(a: KSamplerArgs, ctx: NodeContext): Promise<La
   checkActivationsFit(a);
   const total = a.extra?.endStep !== undefined || a.extra?.startStep !== undefined ? undefined : a.steps;
   const out: Latent = await sample({
-    model: samplerModel(a),
+    model: (a.model.epsWrappers ?? []).reduce((inner, wrap) => wrap(inner), samplerModel(a)),
     modelSampling: a.model.sampling,
     sampler: a.sampler,
     scheduler: a.scheduler,

@@ -71,6 +71,8 @@ export class UnetModel {
 
   /** eps prediction for x [B, C, H, W] (already c_in-scaled), timesteps [B], context [B, S, D]. */
   async eps(x: TensorData, timesteps: Float32Array, context: TensorData, opts: UnetCallOptions = {}): Promise<TensorData> {
+    unetUsage.calls++;
+    unetUsage.items += timesteps.length;
     const feeds: Record<string, TensorData> = { x, timesteps: { data: timesteps, dims: [timesteps.length] }, context };
     if (opts.y) feeds.y = opts.y;
     if (opts.control) {
@@ -79,8 +81,6 @@ export class UnetModel {
     }
     const s = await this.session(Boolean(opts.control));
     const r = await s.run(feeds, opts.overrides);
-    unetUsage.calls++;
-    unetUsage.items += timesteps.length;
     return r.eps!;
   }
 }
