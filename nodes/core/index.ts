@@ -14,11 +14,11 @@ import { trainingNodes } from './training-nodes.js';
 export function createCoreRegistry(env: RuntimeEnv): NodeRegistry {
   const registry = new NodeRegistry();
   registry.registerAll([...loaderNodes(env), ...conditioningNodes(), ...sdxlNodes(), ...samplerNodes(), ...vaeNodes(), ...latentNodes(), ...imageNodes(env), ...trainingNodes(env)]);
-  registry.registerAll([...multiDiffusionNodes(), ...resAdapterPartsNodes()]);
   // Our own names for nodes ComfyUI calls otherwise.
   registry.alias('LoadCheckpoint', 'CheckpointLoaderSimple');
   registry.alias('LoadControlNet', 'ControlNetLoader');
   registry.alias('ApplyControlNet', 'ControlNetApplyAdvanced');
   registry.alias('Sample', 'KSampler');
+  registry.registerAll([...multiDiffusionNodes(), ...resAdapterPartsNodes()]);
   return registry;
 }
