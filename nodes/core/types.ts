@@ -24,12 +24,10 @@ export interface LatentValue {
 export interface ModelValue {
   family: 'sd1' | 'sdxl';
   unet: PatchedUnet;
-  sampling: ModelSampling;
   /** Sampler-side patches (e.g. MultiDiffusion), applied in order around the UNet's EpsModel at sampling time. */
   epsWrappers?: readonly EpsModelWrapper[];
+  sampling: ModelSampling;
 }
-
-export type EpsModelWrapper = (inner: EpsModel) => EpsModel;
 
 /** CLIP of an SD1.x checkpoint: the text encoder handle (adapters, clip skip) and its tokenizer. */
 export interface Sd1ClipValue {
@@ -57,3 +55,6 @@ export interface ConditioningValue extends Conditioning {
   /** CLIPTextEncodeSDXL's size ids; absent ones are derived from the latent at sampling time. */
   sizes?: Partial<SdxlSizes>;
 }
+
+/** A sampler-side model patch: wraps the EpsModel the sampler calls (MultiDiffusion). */
+export type EpsModelWrapper = (inner: EpsModel) => EpsModel;
