@@ -1,5 +1,5 @@
 import { hasControlWidget, type ComboInputSpec, type InputSpec } from '../../nodes/spec.js';
-import { CONTROL_WIDGET_VALUES } from '../../runtime/workflow/editor-to-api.js';
+import { orderWidgetValues } from '../../runtime/workflow/widget-order.js';
 import type { EditorGroup, EditorInput, EditorLink, EditorNode, EditorOutput, EditorWorkflow } from '../../runtime/workflow/editor-schema.js';
 import type { NodeLibrary } from './defs.js';
 import { compareIds } from '../../runtime/executor/graph.js';
@@ -51,15 +51,7 @@ export function emptyModel(): GraphModel {
   return { nodes: {}, links: {}, groups: [], lastNodeId: 0, lastLinkId: 0, config: {}, extra: {} };
 }
 
-function couldHold(spec: InputSpec | undefined, value: string): boolean {
-  if (!spec) return false;
-  if (spec.type === 'STRING') return true;
-  if (spec.type !== 'COMBO') return false;
-  const options = (spec as ComboInputSpec).options;
-  return typeof options === 'function' || options.includes(value);
-}
-
-/** Names the positional values; a control value is consumed only where it is really present (see assignWidgetValues). */
+/** Names the positional values; a companion value is consumed only where it is really present. */
 function readWidgets(lib: NodeLibrary, node: EditorNode): Pick<ModelNode, 'widgets' | 'controls' | 'rawWidgets'> {
   const def = lib.get(node.type);
   const values = node.widgets_values;
@@ -69,20 +61,11 @@ function readWidgets(lib: NodeLibrary, node: EditorNode): Pick<ModelNode, 'widge
   const widgetInputs = def.inputs.filter((i) => i.widget);
   if (values && !Array.isArray(values)) {
     for (const input of widgetInputs) if (input.name in values) widgets[input.name] = values[input.name];
-    return { widgets, controls };
+  } else {
+    const ordered = orderWidgetValues(widgetInputs, values ?? []);
+    for (const [name, value] of ordered.values) widgets[name] = value;
+    for (const [name, mode] of ordered.controls) if (hasControlWidget(widgetInputs.find((i) => i.name === name)!.spec)) controls[name] = mode;
   }
-  const list = values ?? [];
-  let index = 0;
-  widgetInputs.forEach((input, position) => {
-    if (index >= list.length) return;
-    widgets[input.name] = list[index++];
-    const next = list[index];
-    const isControl = typeof next === 'string' && CONTROL_WIDGET_VALUES.has(next);
-    if (hasControlWidget(input.spec)) {
-      if (isControl) controls[input.name] = list[index++] as string;
-      else controls[input.name] = 'fixed';
-    } else if (isControl && input.spec.type === 'INT' && !couldHold(widgetInputs[position + 1]?.spec, next)) index++;
-  });
   for (const input of widgetInputs) if (hasControlWidget(input.spec) && !(input.name in controls)) controls[input.name] = 'fixed';
   return { widgets, controls };
 }

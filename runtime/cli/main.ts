@@ -1,7 +1,9 @@
 import { conformanceCommand } from './conformance.js';
 import { convertCommand, demoCommand, nodesCommand, validateCommand } from './commands.js';
+import { applyDeviceSettings, takeDeviceFlag } from './device-flag.js';
 import { evalResolutionCommand } from './eval-resolution.js';
 import { runCommand } from './run.js';
+import { workerCommand } from './worker.js';
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -12,6 +14,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   convert: { run: convertCommand, summary: 'convert a workflow between editor and API formats' },
   demo: { run: demoCommand, summary: 'run the main ResAdapter workflow on the embedded demo model' },
   conformance: { run: (a) => conformanceCommand(a), summary: 'check ResFlow against a conformance folder (ComfyUI reference outputs)' },
+  worker: { run: workerCommand, summary: 'run prompts for a farm front server through Redis (see --help)' },
   'eval-resolution': { run: evalResolutionCommand, summary: 'score a model at many sizes with and without resolution methods (Shapes)' },
 };
 
@@ -34,9 +37,17 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    return await c.run(rest);
+    const { argv: args, device } = takeDeviceFlag(rest);
+    applyDeviceSettings(dataDirOf(args), device);
+    return await c.run(args);
   } catch (e) {
     console.error(`resflow ${cmd}: ${e instanceof Error ? e.message : String(e)}`);
     return 1;
   }
+}
+
+/** Where the config file (with its device settings) lives for this command line. */
+function dataDirOf(args: readonly string[]): string {
+  const i = args.findIndex((a) => a === '--data' || a === '--data-dir');
+  return (i >= 0 ? args[i + 1] : undefined) ?? process.env.RESFLOW_DATA_DIR ?? process.cwd();
 }

@@ -32,6 +32,8 @@ export interface LowerOptions {
   opset?: number;
   /** Use com.microsoft.MultiHeadAttention (faster on CPU, no full score tensor) instead of MatMul/Softmax. */
   fusedAttention?: boolean;
+  /** Standard ONNX ops only (no com.microsoft fusions), for execution providers other than the CPU. */
+  portable?: boolean;
 }
 
 const ELEM: Record<ElemType, OnnxTypeCode> = { float32: OnnxType.FLOAT, int64: OnnxType.INT64, int32: OnnxType.INT32, bool: OnnxType.BOOL };
@@ -56,7 +58,8 @@ function int64Tensor(name: string, values: number[]): OnnxTensor {
  */
 export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph {
   const opset = opts.opset ?? 21;
-  const fused = opts.fusedAttention ?? true;
+  const portable = opts.portable ?? false;
+  const fused = !portable && (opts.fusedAttention ?? true);
   const nodes: OnnxNode[] = [];
   const initializers: OnnxTensor[] = [];
   const names = new Map<number, string>();
@@ -136,13 +139,28 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
     }
     switch (n.op) {
       case 'silu':
-        emit('QuickGelu', ins, [out], { alpha: { f: 1.0 } }, 'com.microsoft');
+      case 'quick_gelu': {
+        const alpha = n.op === 'silu' ? 1.0 : 1.702;
+        if (!portable) {
+          emit('QuickGelu', ins, [out], { alpha: { f: alpha } }, 'com.microsoft');
+          break;
+        }
+        // x * sigmoid(alpha x): HardSigmoid-free so every provider computes the exact function.
+        let arg = ins[0]!;
+        if (alpha !== 1) {
+          const scale = fresh('qg_alpha');
+          emit('Constant', [], [scale], { value: { t: { name: scale, dataType: OnnxType.FLOAT, dims: [], raw: new Uint8Array(new Float32Array([alpha]).buffer) } } });
+          arg = fresh('qg_scaled');
+          emit('Mul', [ins[0]!, scale], [arg]);
+        }
+        const gate = fresh('qg_gate');
+        emit('Sigmoid', [arg], [gate]);
+        emit('Mul', [ins[0]!, gate], [out]);
         break;
-      case 'quick_gelu':
-        emit('QuickGelu', ins, [out], { alpha: { f: 1.702 } }, 'com.microsoft');
-        break;
+      }
       case 'gelu':
-        emit(n.attrs.approximate === 'tanh' ? 'FastGelu' : 'Gelu', ins, [out], undefined, 'com.microsoft');
+        if (portable) emit('Gelu', ins, [out], n.attrs.approximate === 'tanh' ? { approximate: { s: 'tanh' } } : undefined);
+        else emit(n.attrs.approximate === 'tanh' ? 'FastGelu' : 'Gelu', ins, [out], undefined, 'com.microsoft');
         break;
       case 'softmax':
         emit('Softmax', ins, [out], { axis: { i: n.attrs.axis as number } });

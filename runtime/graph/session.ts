@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Graph } from './ir.js';
 import { lowerToOnnx, type LowerOptions, type PlannedWeight, type WeightLayout } from './compile.js';
+import { createOnDevice, deviceFor, portableLowering, type ModelRole } from './devices.js';
 import { encodeModel, OnnxType, type OnnxTensor } from '../onnx/model.js';
 
 export interface TensorData {
@@ -16,8 +17,17 @@ export interface CompileOptions extends LowerOptions {
   /** Above this many weight bytes, weights go to an external file in the cache dir (protobuf caps at 2 GiB). */
   inlineLimitBytes?: number;
   cacheDir?: string;
-  /** ORT intra-op threads; default: ORT's choice (all cores). */
+  /** ORT intra-op threads; default: the process setting (setSessionThreads), else ORT's choice (all cores). */
   threads?: number;
+  /** The pipeline part this session serves: picks its device under the process's device policy. */
+  role?: ModelRole;
+}
+
+let defaultThreads: number | undefined;
+
+/** Process-wide intra-op thread count (a farm worker sharing a machine with others sets 1). */
+export function setSessionThreads(threads: number | undefined): void {
+  defaultThreads = threads;
 }
 
 export function defaultCacheDir(): string {
@@ -39,7 +49,7 @@ export function applyLayout(data: Float32Array, layout: WeightLayout): Float32Ar
 /** Stable content hash of a graph: structure, weight identities (not their bytes) and constants. */
 export function graphHash(graph: Graph, opts: LowerOptions = {}): string {
   const h = createHash('sha256');
-  h.update(JSON.stringify({ v: 2, opts: { opset: opts.opset ?? 21, fused: opts.fusedAttention ?? true } }));
+  h.update(JSON.stringify({ v: 2, opts: { opset: opts.opset ?? 21, fused: opts.fusedAttention ?? true, ...(opts.portable ? { portable: true } : {}) } }));
   h.update(JSON.stringify(graph.values));
   h.update(JSON.stringify(graph.nodes));
   h.update(JSON.stringify(graph.inputs));
@@ -193,7 +203,8 @@ export function sessionStats(): { sessions: number; loaded: number; weightBytes:
 }
 
 /** Compiles (or reuses) an ORT session for the graph; identical graphs share one session per process. */
-export function compileGraph(graph: Graph, opts: CompileOptions = {}): Promise<CompiledSession> {
+export function compileGraph(graph: Graph, requested: CompileOptions = {}): Promise<CompiledSession> {
+  const opts: CompileOptions = { ...requested, portable: requested.portable ?? portableLowering(deviceFor(requested.role)) };
   const hash = graphHash(graph, opts);
   let p = sessionCache.get(hash);
   if (!p) {
@@ -227,7 +238,10 @@ async function buildSession(graph: Graph, hash: string, opts: CompileOptions): P
   const baked = lowered.weights.filter((w) => !w.overridable);
   const bakedBytes = baked.reduce((s, w) => s + 4 * w.layout.dims.reduce((a, b) => a * b, 1), 0);
   const sessionOptions: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' };
-  if (opts.threads) sessionOptions.intraOpNumThreads = opts.threads;
+  const threads = opts.threads ?? defaultThreads;
+  if (threads) sessionOptions.intraOpNumThreads = threads;
+  const device = deviceFor(opts.role);
+  const create = (source: Uint8Array | string) => createOnDevice((o) => (typeof source === 'string' ? ort.InferenceSession.create(source, o) : ort.InferenceSession.create(source, o)), sessionOptions, device).then((d) => d.session);
   let open: () => Promise<ort.InferenceSession>;
   if (bakedBytes <= (opts.inlineLimitBytes ?? 256 * 1024 * 1024)) {
     // Small models live in memory only; reopening lowers and loads them again from their sources.
@@ -237,7 +251,7 @@ async function buildSession(graph: Graph, hash: string, opts: CompileOptions): P
         const data = applyLayout(byValue.get(w.value)!.source.load(), w.layout);
         l.model.graph.initializers.push(weightTensor(w, { raw: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) }));
       }
-      return ort.InferenceSession.create(encodeModel(l.model), sessionOptions);
+      return create(encodeModel(l.model));
     };
   } else {
     const dir = join(opts.cacheDir ?? defaultCacheDir(), 'onnx', hash);
@@ -245,7 +259,7 @@ async function buildSession(graph: Graph, hash: string, opts: CompileOptions): P
     open = () => {
       // The cache folder may have been cleaned since: write it again from the sources.
       if (!existsSync(modelPath)) writeExternalModel(dir, lowerToOnnx(graph, opts), baked, byValue);
-      return ort.InferenceSession.create(modelPath, sessionOptions);
+      return create(modelPath);
     };
   }
   const session = await open();

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { ModelFolders } from '../config/model-folders.js';
 import { openSd1Checkpoint } from '../models/checkpoint.js';
 import { ClipTextEncoder } from '../models/clip/index.js';
@@ -12,6 +13,9 @@ import type { SafetensorsFile } from '../safetensors/reader.js';
 
 /** The CLIP-L vocab folder name users put under models/tokenizers (ComfyUI ships it as comfy/sd1_tokenizer). */
 export const CLIP_L_TOKENIZER = 'clip-vit-large-patch14';
+
+/** OpenAI CLIP's BPE vocabulary shipped with ResFlow (MIT, notice beside it): a checkpoint alone is enough. */
+export const BUNDLED_CLIP_TOKENIZER = fileURLToPath(new URL('../../assets/clip-tokenizer', import.meta.url));
 
 export class TokenizerNotFoundError extends Error {
   constructor(checkpoint: string, searched: string[]) {
@@ -26,8 +30,8 @@ export class TokenizerNotFoundError extends Error {
 
 /**
  * Where a checkpoint's tokenizer lives: the folder its metadata names (`resflow.tokenizer`, our demo model),
- * else models/tokenizers/clip-vit-large-patch14, else the configured tokenizer folders, else RESFLOW_TOKENIZER_DIR.
- * Nothing is ever downloaded.
+ * else models/tokenizers/clip-vit-large-patch14, else the configured tokenizer folders, else RESFLOW_TOKENIZER_DIR,
+ * else the CLIP vocabulary shipped with ResFlow. Nothing is ever downloaded.
  */
 export function resolveTokenizerDir(file: SafetensorsFile, folders: ModelFolders): string {
   const searched: string[] = [];
@@ -40,7 +44,9 @@ export function resolveTokenizerDir(file: SafetensorsFile, folders: ModelFolders
       if (existsSync(join(dir, 'vocab.json'))) return dir;
     }
   }
-  for (const dir of [...folders.tokenizerDirs, process.env.RESFLOW_TOKENIZER_DIR].filter((x): x is string => Boolean(x))) {
+  // A checkpoint that names its own vocabulary (the demo model's) must not silently get CLIP's.
+  const fallbacks = [...folders.tokenizerDirs, process.env.RESFLOW_TOKENIZER_DIR, named ? undefined : BUNDLED_CLIP_TOKENIZER];
+  for (const dir of fallbacks.filter((x): x is string => Boolean(x))) {
     searched.push(dir);
     if (existsSync(join(dir, 'vocab.json'))) return dir;
   }

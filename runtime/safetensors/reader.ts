@@ -1,5 +1,8 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { readTorchCheckpoint } from '../torchfile/torch-checkpoint.js';
 import { DTYPE_SIZES, bytesToFloat32, isDType, type DType } from './dtypes.js';
+
+const ZIP_LOCAL_HEADER = 0x04034b50;
 
 /** Headers above this are refused: real checkpoints have headers of a few hundred KiB. */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
@@ -26,7 +29,8 @@ export class SafetensorsError extends Error {
 
 /**
  * A safetensors file opened for lazy reads: only the header is parsed up front; each tensor is read from
- * its own byte range on demand, so multi-GB checkpoints never sit in memory whole.
+ * its own byte range on demand, so multi-GB checkpoints never sit in memory whole. PyTorch zip checkpoints
+ * open through the same class: their stored tensors are byte ranges of the archive too.
  */
 export class SafetensorsFile {
   readonly tensors: ReadonlyMap<string, TensorInfo>;
@@ -131,6 +135,8 @@ function parseHeader(
   if (fileSize < 8) throw new SafetensorsError(path, `file is ${fileSize} bytes, too short for a safetensors header`);
   const lenBuf = Buffer.alloc(8);
   readSync(fd, lenBuf, 0, 8, 0);
+  // PyTorch checkpoints (.ckpt/.pt/.pth/.bin) are zip archives: same lazy view, through the restricted unpickler.
+  if (lenBuf.readUInt32LE(0) === ZIP_LOCAL_HEADER) return { ...readTorchCheckpoint(path, fileSize), dataStart: 0 };
   const headerLen = lenBuf.readBigUInt64LE(0);
   if (headerLen > BigInt(MAX_HEADER_BYTES)) {
     throw new SafetensorsError(path, `header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt or not a safetensors file)`);

@@ -4,6 +4,9 @@ import { parseArgs } from 'node:util';
 import { createRuntimeEnv } from '../../nodes/env.js';
 import { createCoreRegistry } from '../../nodes/core/index.js';
 import { ensureDemoModels } from '../models/synthetic/demo.js';
+import type { RedisOptions } from 'ioredis';
+import { applyDeviceSettings, takeDeviceFlag } from '../cli/device-flag.js';
+import { checkRedis, redisOptions } from '../farm/redis.js';
 import { startServer } from './server.js';
 
 const HELP = `usage: npm start -- [options]
@@ -16,6 +19,9 @@ Starts the ResFlow server and editor (ComfyUI-compatible API).
   --models <dir>      extra models root (repeatable)
   --no-browser        do not open the editor in a browser
   --no-demo           do not write the tiny demo model into <data-dir>/models
+  --redis <url>       farm mode: queue prompts in Redis for \`resflow worker\` processes instead of running them here
+  --farm-prefix <n>   farm name, when several farms share one Redis (default resflow)
+  --device <d>        cpu, webgpu, cuda, dml, coreml or auto (default cpu)
 `;
 
 /** Best effort: a headless machine simply has no opener, and the printed URL is enough. */
@@ -41,6 +47,9 @@ export async function main(argv: string[]): Promise<number> {
       models: { type: 'string', multiple: true, default: [] },
       'no-browser': { type: 'boolean', default: false },
       'no-demo': { type: 'boolean', default: false },
+      redis: { type: 'string' },
+      'farm-prefix': { type: 'string' },
+      device: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -54,9 +63,16 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const env = createRuntimeEnv({ dataDir: values['data-dir'], modelRoots: values.models });
+  applyDeviceSettings(env.dataDir, values.device === undefined ? undefined : takeDeviceFlag(['--device', values.device]).device);
+  let farm: { redis: RedisOptions; prefix?: string } | undefined;
+  if (values.redis) {
+    farm = { redis: redisOptions(values.redis), ...(values['farm-prefix'] ? { prefix: values['farm-prefix'] } : {}) };
+    await checkRedis(farm.redis);
+  }
   if (!values['no-demo']) ensureDemoModels(env.folders.modelsDir);
   const registry = createCoreRegistry(env);
-  const server = await startServer({ env, registry, host: values.host, port });
+  const server = await startServer({ env, registry, host: values.host, port, ...(farm ? { farm } : {}) });
+  if (farm) console.log(`farm mode: prompts are queued in Redis at ${farm.redis.host}:${farm.redis.port} for \`resflow worker\``);
   const editorUrl = `${server.url}/`;
   console.log(`ResFlow editor: ${editorUrl}`);
   console.log(`data folder: ${env.dataDir}`);

@@ -4,6 +4,7 @@ import type { Executor, RunResult } from '../executor/executor.js';
 import type { ValidatedGraph } from '../executor/graph.js';
 import type { ApiPrompt } from '../workflow/api-schema.js';
 import { HistoryStore, type HistoryEntry, type HistoryStatus, type QueueTuple } from './history.js';
+import type { ServerQueue } from './server-queue.js';
 
 export interface QueuedPrompt {
   /** Sort key: ComfyUI's counter, negated for `front`, or the client's own `number`. */
@@ -36,7 +37,7 @@ export function toTuple(item: QueuedPrompt): QueueTuple {
  * event, before listeners registered later (the websocket bridge) forward that event: a client that
  * fetches `/history/{id}` on `execution_success` always finds the entry.
  */
-export class PromptQueue {
+export class PromptQueue implements ServerQueue {
   readonly history: HistoryStore;
   private pending: { item: QueuedPrompt; seq: number }[] = [];
   private running?: Running;
@@ -84,9 +85,15 @@ export class PromptQueue {
     };
   }
 
-  /** The prompt being executed, if any (the websocket bridge routes its events to its client). */
+  /** The prompt being executed, if any. */
   current(): QueuedPrompt | undefined {
     return this.running?.item;
+  }
+
+  ownerOf(promptId: string): string | undefined {
+    const item = this.running?.item.promptId === promptId ? this.running.item : this.pending.find((p) => p.item.promptId === promptId)?.item;
+    const owner = item?.extraData.client_id;
+    return typeof owner === 'string' ? owner : undefined;
   }
 
   /** Removes pending prompts; a running one is stopped with `interrupt`, as in ComfyUI. */

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { NodeRegistry } from '../../nodes/registry.js';
 import { validatePrompt } from '../executor/validate.js';
 import { HttpError, parseOr400, queryOf, readJson, sendEmpty, sendJson } from './http.js';
-import type { PromptQueue } from './prompt-queue.js';
+import type { ServerQueue } from './server-queue.js';
 import type { Router } from './router.js';
 
 const promptBody = z.looseObject({
@@ -34,7 +34,7 @@ const historyQuery = z.object({
 
 export interface PromptRouteDeps {
   registry: NodeRegistry;
-  queue: PromptQueue;
+  queue: ServerQueue;
   maxJsonBytes: number;
 }
 
@@ -66,7 +66,7 @@ export function addPromptRoutes(router: Router, { registry, queue, maxJsonBytes 
     const extraData: Record<string, unknown> = { ...(body.extra_data ?? {}) };
     if (body.client_id !== undefined) extraData.client_id = body.client_id;
     const number = body.number ?? queue.nextNumber(body.front === true);
-    queue.enqueue({ number, promptId, prompt: valid.graph.prompt, extraData, outputs: valid.outputs, graph: valid.graph });
+    await queue.enqueue({ number, promptId, prompt: valid.graph.prompt, extraData, outputs: valid.outputs, graph: valid.graph });
     sendJson(res, 200, { prompt_id: promptId, number, node_errors: valid.node_errors });
   });
 

@@ -5,9 +5,13 @@ import { fileURLToPath } from 'node:url';
 import { WebSocketServer } from 'ws';
 import type { RuntimeEnv } from '../../nodes/env.js';
 import type { NodeRegistry } from '../../nodes/registry.js';
+import type { RedisOptions } from 'ioredis';
+import type { ExecutorEvents } from '../executor/events.js';
 import { Executor } from '../executor/executor.js';
+import { FarmQueue } from '../farm/front.js';
 import { HttpError, sendJson } from './http.js';
 import { PromptQueue } from './prompt-queue.js';
+import type { ServerQueue } from './server-queue.js';
 import { Router } from './router.js';
 import { addFileRoutes } from './routes-files.js';
 import { addInfoRoutes } from './routes-info.js';
@@ -38,6 +42,8 @@ export interface ServerOptions extends OriginPolicy {
   maxJsonBytes?: number;
   historyLimit?: number;
   log?: (message: string) => void;
+  /** Farm mode: prompts go to workers through Redis instead of running in this process. */
+  farm?: { redis: RedisOptions; prefix?: string };
 }
 
 export interface RunningServer {
@@ -46,7 +52,7 @@ export interface RunningServer {
   host: string;
   port: number;
   executor: Executor;
-  queue: PromptQueue;
+  queue: ServerQueue;
   hub: WsHub;
   http: Server;
   /** Stops accepting work, interrupts the running prompt, closes sockets and the listener. */
@@ -76,9 +82,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const executor = options.executor ?? new Executor();
   // The queue subscribes to executor events before the hub does: see PromptQueue.
   let hub: WsHub | undefined;
-  const queue = new PromptQueue(executor, () => hub?.broadcastStatus(), options.historyLimit);
+  const onChange = () => hub?.broadcastStatus();
+  let queue: ServerQueue;
+  let events: ExecutorEvents;
+  if (options.farm) {
+    const farm = await FarmQueue.start({ ...options.farm, env, historyLimit: options.historyLimit, onChange, log });
+    queue = farm;
+    events = farm.events;
+  } else {
+    queue = new PromptQueue(executor, onChange, options.historyLimit);
+    events = executor.events;
+  }
   hub = new WsHub(queue, features);
-  const offEvents = executor.events.onAny((event) => hub!.forward(event));
+  const offEvents = events.onAny((event) => hub!.forward(event));
   const workflows = new WorkflowLibrary(options.workflowsDir ?? `${REPO_ROOT}workflows`, registry, options.defaultWorkflows ?? DEFAULT_WORKFLOW_FILES);
 
   const router = new Router();

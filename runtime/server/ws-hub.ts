@@ -3,7 +3,7 @@ import sharp from 'sharp';
 import { WebSocket } from 'ws';
 import type { PreviewImage } from '../../nodes/spec.js';
 import type { ExecutorEvent } from '../executor/events.js';
-import type { PromptQueue } from './prompt-queue.js';
+import type { ServerQueue } from './server-queue.js';
 
 /** ComfyUI's BinaryEventTypes.PREVIEW_IMAGE and its image type codes. */
 export const BINARY_PREVIEW_IMAGE = 1;
@@ -35,7 +35,7 @@ export class WsHub {
   private executing?: { prompt_id: string; node: string; sid?: string };
 
   constructor(
-    private readonly queue: PromptQueue,
+    private readonly queue: ServerQueue,
     private readonly features: Record<string, unknown>,
   ) {}
 
@@ -71,9 +71,7 @@ export class WsHub {
   }
 
   forward(event: ExecutorEvent): void {
-    const current = this.queue.current();
-    const owner = current && current.promptId === event.data.prompt_id ? current.extraData.client_id : undefined;
-    const sid = typeof owner === 'string' ? owner : undefined;
+    const sid = this.queue.ownerOf(event.data.prompt_id);
     if (event.type === 'executing') {
       this.executing = event.data.node === null ? undefined : { prompt_id: event.data.prompt_id, node: event.data.node, sid };
     }

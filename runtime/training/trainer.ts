@@ -94,7 +94,7 @@ export class ResAdapterTrainer {
       recompute: settings.recompute,
       ...(model.overrides ? { overrides: model.overrides } : {}),
     });
-    const session = await compileGraph(graph, settings.threads ? { threads: settings.threads } : {});
+    const session = await compileGraph(graph, { role: 'training', ...(settings.threads ? { threads: settings.threads } : {}) });
     const base = (key: string) => model.overrides?.get(model.weights.prefix + key) ?? model.weights.read(key);
     const state: TrainingState = resume ?? {
       step: 0,

@@ -1,13 +1,13 @@
-import type { NodeDefinition, NodeRegistry, ResolvedInput } from '../../nodes/registry.js';
-import { hasControlWidget, type ComboInputSpec } from '../../nodes/spec.js';
+import type { NodeDefinition, NodeRegistry } from '../../nodes/registry.js';
 import type { ApiNode, ApiPrompt } from './api-schema.js';
 import { NODE_MODE, type EditorLink, type EditorNode, type EditorWorkflow } from './editor-schema.js';
+import { expandGroupNodes } from './group-nodes.js';
+import { orderWidgetValues } from './widget-order.js';
 
 /** Editor-only nodes: they shape the canvas but never reach the server. */
 export const VIRTUAL_NODE_TYPES: ReadonlySet<string> = new Set(['Note', 'MarkdownNote', 'Reroute', 'PrimitiveNode']);
 
-/** Values of the editor's seed companion widget, which sits right after its INT in `widgets_values`. */
-export const CONTROL_WIDGET_VALUES: ReadonlySet<string> = new Set(['fixed', 'increment', 'decrement', 'randomize']);
+export { CONTROL_WIDGET_VALUES } from './widget-order.js';
 
 export interface EditorToApiResult {
   prompt: ApiPrompt;
@@ -67,40 +67,15 @@ function isActive(node: EditorNode): boolean {
   return node.mode !== NODE_MODE.NEVER && node.mode !== NODE_MODE.BYPASS;
 }
 
-/** Whether a control value like "fixed" could also be a legitimate value of this widget. */
-function couldHold(input: ResolvedInput | undefined, value: string): boolean {
-  if (!input) return false;
-  if (input.spec.type === 'STRING') return true;
-  if (input.spec.type !== 'COMBO') return false;
-  const options = (input.spec as ComboInputSpec).options;
-  return typeof options === 'function' || options.includes(value);
-}
-
-/**
- * Pairs `widgets_values` with widget input names. The editor keeps one value per widget, in input
- * order, including widgets whose input has been turned into a socket; a seed-like input carries a
- * companion "control after generate" value right after it. That companion is skipped only when it is
- * actually there, so workflows saved by editors that did not write it still line up. Old editors also
- * gave every INT named like a seed a companion, so an INT followed by a control value that the next
- * widget could not hold is treated the same way even without `control_after_generate`.
- */
+/** Pairs `widgets_values` with widget input names (see orderWidgetValues for the seed companion rules). */
 export function assignWidgetValues(def: NodeDefinition, widgetsValues: EditorNode['widgets_values']): Map<string, unknown> {
-  const assigned = new Map<string, unknown>();
-  if (widgetsValues === undefined) return assigned;
+  if (widgetsValues === undefined) return new Map();
   if (!Array.isArray(widgetsValues)) {
+    const assigned = new Map<string, unknown>();
     for (const input of def.inputs) if (input.widget && input.name in widgetsValues) assigned.set(input.name, widgetsValues[input.name]);
     return assigned;
   }
-  const widgets = def.inputs.filter((i) => i.widget);
-  let index = 0;
-  widgets.forEach((input, position) => {
-    if (index >= widgetsValues.length) return;
-    assigned.set(input.name, widgetsValues[index++]);
-    const next = widgetsValues[index];
-    if (typeof next !== 'string' || !CONTROL_WIDGET_VALUES.has(next)) return;
-    if (hasControlWidget(input.spec) || (input.spec.type === 'INT' && !couldHold(widgets[position + 1], next))) index++;
-  });
-  return assigned;
+  return orderWidgetValues(def.inputs.filter((i) => i.widget), widgetsValues).values;
 }
 
 function linkedInput(node: EditorNode, name: string): number | undefined {
@@ -144,10 +119,11 @@ function convertUnknown(node: EditorNode, resolver: LinkResolver): ApiNode['inpu
 }
 
 /** Editor workflow → API prompt, the equivalent of the frontend's graphToPrompt. */
-export function editorToApi(workflow: EditorWorkflow, registry: NodeRegistry): EditorToApiResult {
+export function editorToApi(saved: EditorWorkflow, registry: NodeRegistry): EditorToApiResult {
+  const warnings: string[] = [];
+  const workflow = expandGroupNodes(saved, registry, warnings);
   const resolver = new LinkResolver(workflow);
   const prompt: ApiPrompt = {};
-  const warnings: string[] = [];
   const ordered = [...workflow.nodes].sort((a, b) => a.order - b.order);
   for (const node of ordered) {
     if (!isActive(node)) continue;

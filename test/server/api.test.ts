@@ -181,7 +181,7 @@ describe('queue and history management', () => {
     const run = await postJson(`${t.url}/prompt`, { prompt: gated });
     while (!t.server.executor.running) await new Promise((r) => setTimeout(r, 5));
     expect((await postJson(`${t.url}/interrupt`, { prompt_id: 'someone-else' })).status).toBe(200);
-    expect(t.server.queue.current()?.promptId).toBe(run.body.prompt_id);
+    expect(t.server.queue.snapshot().queue_running[0]?.[1]).toBe(run.body.prompt_id);
     expect((await postJson(`${t.url}/api/interrupt`, {})).status).toBe(200);
     await t.server.queue.idle();
     const entry = (await getJson(`${t.url}/history/${run.body.prompt_id}`)).body[run.body.prompt_id];

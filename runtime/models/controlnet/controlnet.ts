@@ -88,7 +88,7 @@ export class ControlNet {
     }
     const w = new WeightSet(file, prefix);
     const cfg = inferUnetConfig(w, overrides, file.metadata);
-    const session = await compileGraph(buildControlNetGraph(w, cfg));
+    const session = await compileGraph(buildControlNetGraph(w, cfg), { role: 'controlnet' });
     return new ControlNet(path, cfg, session);
   }
 

@@ -73,7 +73,7 @@ export class LayerSessions {
     const key = `${layer}:${debug}`;
     let s = this.sessions.get(key);
     if (!s) {
-      s = compileGraph(build(), this.compileOptions);
+      s = compileGraph(build(), { role: 'text_encoder', ...this.compileOptions });
       this.sessions.set(key, s);
       s.catch(() => this.sessions.delete(key));
     }

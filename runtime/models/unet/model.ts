@@ -62,7 +62,7 @@ export class UnetModel {
     const key = withControl ? 'control' : 'plain';
     let s = this.sessions.get(key);
     if (!s) {
-      s = compileGraph(buildUnetGraph(this.weights, this.config, { withControl, overridable: this.overridable }));
+      s = compileGraph(buildUnetGraph(this.weights, this.config, { withControl, overridable: this.overridable }), { role: 'unet' });
       this.sessions.set(key, s);
       s.catch(() => this.sessions.delete(key));
     }

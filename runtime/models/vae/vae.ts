@@ -82,7 +82,7 @@ export class Vae {
   /** post_quant_conv + decoder: NCHW, roughly [-1, 1], not clamped. */
   async decodeRaw(latent: LatentBatch): Promise<Nchw> {
     this.checkLatent(latent);
-    this.decoderSession ??= compileGraph(this.decoderGraph, this.compileOptions);
+    this.decoderSession ??= compileGraph(this.decoderGraph, { role: 'vae', ...this.compileOptions });
     const out = await (await this.decoderSession).run({ z: { data: latent.data, dims: latent.shape } });
     return asNchw(out.raw!);
   }
@@ -123,7 +123,7 @@ export class Vae {
   /** Decoder module outputs keyed by state-dict path (post_quant_conv, decoder.mid.attn_1, ...), for debugging. */
   async decodeIntermediates(latent: LatentBatch): Promise<Record<string, Nchw>> {
     this.checkLatent(latent);
-    this.debugSession ??= compileGraph(buildDecoderGraph(this.weights, this.config, { intermediates: true }), this.compileOptions);
+    this.debugSession ??= compileGraph(buildDecoderGraph(this.weights, this.config, { intermediates: true }), { role: 'vae', ...this.compileOptions });
     const out = await (await this.debugSession).run({ z: { data: latent.data, dims: latent.shape } });
     return Object.fromEntries(Object.entries(out).map(([k, v]) => [k.replace(/^intermediate\//, ''), asNchw(v)]));
   }
@@ -140,7 +140,7 @@ export class Vae {
 
   private async runEncoder(x: Nchw): Promise<Nchw> {
     if (!this.encoderGraph) throw new Error(`${this.weights.file.path}: this VAE has no encoder (no "${this.weights.prefix}encoder.conv_in.weight")`);
-    this.encoderSession ??= compileGraph(this.encoderGraph, this.compileOptions);
+    this.encoderSession ??= compileGraph(this.encoderGraph, { role: 'vae', ...this.compileOptions });
     const out = await (await this.encoderSession).run({ image: { data: x.data, dims: x.shape } });
     return asNchw(out.moments!);
   }
