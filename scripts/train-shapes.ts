@@ -1,6 +1,7 @@
 /**
- * npm run train:shapes -- [--state DIR] [--export [PATH]] [--export-only] [--vae-steps N] [--unet-steps N] ...
- * Trains ResFlow Shapes from its seed (VAE → latent cache → UNet), resuming from DIR when it holds a run.
+ * npm run train:shapes -- [--state DIR] [--export [PATH]] [--export-only] [--phase vae|unet|decoder] [--vae-steps N] ...
+ * Trains ResFlow Shapes from its seed (VAE → latent cache → UNet → decoder refinement), resuming from DIR
+ * when it holds a run. `--phase` runs one phase only (the decoder phase may run beside the UNet's).
  * Ctrl-C saves and exits; rerun the same command to continue on the same trajectory.
  */
 import { join } from 'node:path';
@@ -8,18 +9,27 @@ import { DEFAULT_TRAIN_CONFIG, ShapesTraining, type Progress, type ShapesTrainCo
 
 const SHIPPED = join('assets', 'shapes', 'resflow-shapes.safetensors');
 
-function parse(argv: string[]): { state: string; exportPath?: string; exportOnly: boolean; cfg: ShapesTrainConfig } {
+const PHASES = ['vae', 'unet', 'decoder'] as const;
+type Phase = (typeof PHASES)[number];
+
+function parse(argv: string[]): { state: string; exportPath?: string; exportOnly: boolean; phases: Phase[]; cfg: ShapesTrainConfig } {
+  let phases: Phase[] = [...PHASES];
   const cfg: ShapesTrainConfig = { ...DEFAULT_TRAIN_CONFIG };
   let state = join('.cache', 'shapes-train');
   let exportPath: string | undefined;
   let exportOnly = false;
   const numeric: Record<string, keyof ShapesTrainConfig> = {
     '--seed': 'seed', '--vae-steps': 'vaeSteps', '--vae-batch': 'vaeBatch', '--vae-lr': 'vaeLr', '--latents': 'latents',
-    '--unet-steps': 'unetSteps', '--unet-batch': 'unetBatch', '--unet-lr': 'unetLr', '--unet-ema': 'unetEma', '--save-every': 'saveEvery', '--threads': 'threads',
+    '--unet-steps': 'unetSteps', '--unet-batch': 'unetBatch', '--unet-lr': 'unetLr', '--unet-ema': 'unetEma', '--save-every': 'saveEvery', '--decoder-steps': 'decoderSteps', '--decoder-lr': 'decoderLr', '--threads': 'threads',
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--state') state = argv[++i]!;
+    else if (a === '--phase') {
+      const p = argv[++i] as Phase;
+      if (!PHASES.includes(p)) throw new Error(`--phase must be one of ${PHASES.join(', ')}`);
+      phases = [p];
+    }
     else if (a === '--export' || a === '--export-only') {
       if (a === '--export-only') exportOnly = true;
       exportPath = argv[i + 1] && !argv[i + 1]!.startsWith('--') ? argv[++i]! : SHIPPED;
@@ -29,7 +39,7 @@ function parse(argv: string[]): { state: string; exportPath?: string; exportOnly
       (cfg as unknown as Record<string, number>)[numeric[a]] = v;
     } else throw new Error(`unknown option ${a}`);
   }
-  return { state, ...(exportPath ? { exportPath } : {}), exportOnly, cfg };
+  return { state, ...(exportPath ? { exportPath } : {}), exportOnly, phases, cfg };
 }
 
 function clock(s: number): string {
@@ -39,7 +49,7 @@ function clock(s: number): string {
 }
 
 async function main(): Promise<void> {
-  const { state, exportPath, exportOnly, cfg } = parse(process.argv.slice(2));
+  const { state, exportPath, exportOnly, phases, cfg } = parse(process.argv.slice(2));
   const abort = new AbortController();
   process.on('SIGINT', () => {
     process.stderr.write('\ninterrupted: saving after the current step…\n');
@@ -70,9 +80,9 @@ async function main(): Promise<void> {
   const run = new ShapesTraining(state, cfg, { onProgress, log: (s) => process.stderr.write(`${s}\n`), signal: abort.signal });
   run.prepare();
   if (!exportOnly) {
-    if (!(await run.trainVae())) return;
-    const cache = await run.buildCache();
-    if (!(await run.trainUnet(cache))) return;
+    if (phases.includes('vae') && !(await run.trainVae())) return;
+    if (phases.includes('unet') && !(await run.trainUnet(await run.buildCache()))) return;
+    if (phases.includes('decoder') && cfg.decoderSteps > 0 && !(await run.trainDecoder())) return;
     process.stderr.write(`\ntraining done in ${clock((performance.now() - started) / 1000)} (state in ${state})\n`);
   }
   if (exportPath) {

@@ -38,6 +38,9 @@ export interface ShapesTrainConfig {
   unetBatch: number;
   unetLr: number;
   captionDropout: number;
+  /** Phase 4: the decoder alone, on the frozen (rescaled) encoder's latents; 0 skips it. */
+  decoderSteps: number;
+  decoderLr: number;
   /** EMA decay of the UNet weights; the export uses the average. */
   unetEma: number;
   /** Seconds between checkpoints. */
@@ -47,17 +50,19 @@ export interface ShapesTrainConfig {
 
 export const DEFAULT_TRAIN_CONFIG: ShapesTrainConfig = {
   seed: 20251204,
-  vaeSteps: 500,
+  vaeSteps: 300,
   vaeBatch: 8,
   vaeCrop: 64,
   vaeLr: 1e-3,
   klWeight: 1e-4,
-  latents: 4096,
+  latents: 2048,
   unetSteps: 2000,
-  unetBatch: 32,
+  unetBatch: 16,
   unetLr: 1e-3,
   captionDropout: 0.1,
   unetEma: 0.995,
+  decoderSteps: 400,
+  decoderLr: 5e-4,
   saveEvery: 180,
 };
 
@@ -86,6 +91,7 @@ export class ShapesTraining {
   readonly cacheFile: string;
   readonly unetState: string;
   readonly rawMeans: string;
+  readonly decoderState: string;
 
   constructor(
     readonly dir: string,
@@ -99,6 +105,7 @@ export class ShapesTraining {
     this.cacheFile = join(dir, 'latents.safetensors');
     this.unetState = join(dir, 'unet-state.safetensors');
     this.rawMeans = join(dir, 'vae-raw-means.safetensors');
+    this.decoderState = join(dir, 'decoder-state.safetensors');
   }
 
   private log(s: string): void {
@@ -323,12 +330,35 @@ export class ShapesTraining {
     });
   }
 
+  /**
+   * Phase 4: more decoder training with the encoder frozen. The latent space the UNet learned stays exactly
+   * as it was (encoder, quant_conv and the latent scale are untouched), so this can run beside or after the
+   * UNet phase and only sharpens what the decoder makes of the same latents.
+   */
+  async trainDecoder(): Promise<boolean> {
+    if (!existsSync(this.vaeFinal)) throw new Error(`the decoder phase needs the trained VAE (${this.vaeFinal})`);
+    const ws = new WeightSet(SafetensorsFile.open(this.vaeFinal), 'first_stage_model.');
+    const cfg = inferVaeConfig(ws);
+    const resume = loadFullState(this.decoderState)?.state;
+    if (resume) this.log(`resuming the decoder at step ${resume.step}`);
+    const pick = (name: string) => name.startsWith('first_stage_model.decoder.') || name.startsWith('first_stage_model.post_quant_conv.');
+    const c = this.cfg;
+    const trainer = await FullTrainer.create(buildVaeLossGraph(ws, cfg, 0), this.options(c.decoderLr, c.decoderSteps, 20), pick, resume);
+    // Another scene stream than the VAE phase's (seed + 1), so the decoder sees new pictures.
+    return this.loop('decoder', trainer, c.decoderSteps, this.decoderState, (step) => {
+      const b = vaeBatch(c.seed + 1, step, c.vaeBatch, c.vaeCrop);
+      return { image: { data: b.image, dims: b.dims }, noise: { data: b.noise, dims: [c.vaeBatch, 4, c.vaeCrop / 8, c.vaeCrop / 8] } };
+    });
+  }
+
   /** Writes the F16 checkpoint from the latest states (the UNet's may be mid-training). */
   exportTo(path: string): { unetStep: number } {
     const trained = new Map<string, Float32Array>();
     if (!existsSync(this.vaeFinal)) throw new Error(`no trained VAE yet (${this.vaeFinal}); run the training first`);
     const vae = SafetensorsFile.open(this.vaeFinal);
     for (const k of vae.keys()) trained.set(k, vae.readFloat32(k));
+    const decoder = loadFullState(this.decoderState);
+    if (decoder) for (const [k, v] of decoder.state.params) trained.set(k, v);
     const unet = loadFullState(this.unetState);
     if (!unet) throw new Error(`no UNet training state yet (${this.unetState})`);
     for (const [k, v] of unet.state.ema ?? unet.state.params) trained.set(k, v);
@@ -337,6 +367,7 @@ export class ShapesTraining {
     exportCheckpoint(tmp, SafetensorsFile.open(this.init), trained, {
       'resflow.shapes.seed': String(this.cfg.seed),
       'resflow.shapes.unet_steps': String(unet.state.step),
+      'resflow.shapes.decoder_steps': String(decoder?.state.step ?? 0),
       'resflow.shapes.vae_latent_scale': vae.metadata['resflow.shapes.latent_scale'] ?? '',
     });
     renameSync(tmp, path);
