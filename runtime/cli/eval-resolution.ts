@@ -1,10 +1,10 @@
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureDemoModels } from '../models/synthetic/demo.js';
 import { SHAPES_BASE, SHAPES_CHECKPOINT, SHAPES_RESADAPTER } from '../shapes/arch.js';
 import { evalGridPng } from '../shapes/eval-grid.js';
-import { ensureShapesModel } from '../shapes/provision.js';
+import { ensureShapesModel, SHAPES_ASSET } from '../shapes/provision.js';
 import { EVAL_METHODS } from '../shapes/eval-graph.js';
 import { availableMethods, DEFAULT_EVAL_SIZES, evalSummary, formatEvalTable, runResolutionEval, type EvalOptions } from '../shapes/eval-run.js';
 import { cliContext, type CliContext } from './run.js';
@@ -50,7 +50,8 @@ export function evalOptionsFromArgs(ctx: CliContext, values: Record<string, stri
   const str = (k: string) => values[k] as string | undefined;
   const checkpoint = str('model') ?? SHAPES_CHECKPOINT;
   if (checkpoint.includes('resflow-demo')) ensureDemoModels(ctx.env.folders.modelsDir);
-  if (checkpoint === SHAPES_CHECKPOINT) ensureShapesModel(ctx.env.folders.modelsDir);
+  // The shipped Shapes weights are provisioned from assets/ when this checkout has them.
+  if (checkpoint === SHAPES_CHECKPOINT && existsSync(SHAPES_ASSET)) ensureShapesModel(ctx.env.folders.modelsDir);
   if (!ctx.env.folders.list('checkpoints').includes(checkpoint)) throw new CliUsageError(`checkpoint "${checkpoint}" is not in ${ctx.env.folders.modelsDir}/checkpoints (or another models root); pass --model`);
   const resadapter = str('resadapter') ?? SHAPES_RESADAPTER;
   const hasAdapter = ctx.env.folders.list('resadapters').includes(resadapter);
