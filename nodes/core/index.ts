@@ -8,6 +8,8 @@ import { maskNodes } from './mask-nodes.js';
 import { imageNodes } from './image-nodes.js';
 import { latentNodes } from './latent-nodes.js';
 import { loaderNodes } from './loader-nodes.js';
+import { multiDiffusionNodes } from './multidiffusion-node.js';
+import { resAdapterPartsNodes } from './resadapter-parts-node.js';
 import { samplerNodes, vaeNodes } from './sampler-nodes.js';
 import { sdxlNodes } from './sdxl-nodes.js';
 import { trainingNodes } from './training-nodes.js';
@@ -33,5 +35,6 @@ export function createCoreRegistry(env: RuntimeEnv): NodeRegistry {
   registry.alias('LoadControlNet', 'ControlNetLoader');
   registry.alias('ApplyControlNet', 'ControlNetApplyAdvanced');
   registry.alias('Sample', 'KSampler');
+  registry.registerAll([...multiDiffusionNodes(), ...resAdapterPartsNodes()]);
   return registry;
 }

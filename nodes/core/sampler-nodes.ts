@@ -77,7 +77,7 @@ export async function runKSampler(a: KSamplerArgs, ctx: NodeContext): Promise<La
   checkActivationsFit(a);
   const total = a.extra?.endStep !== undefined || a.extra?.startStep !== undefined ? undefined : a.steps;
   const out: Latent = await sample({
-    model: samplerModel(a),
+    model: (a.model.epsWrappers ?? []).reduce((inner, wrap) => wrap(inner), samplerModel(a)),
     modelSampling: a.model.sampling,
     sampler: a.sampler,
     scheduler: a.scheduler,

@@ -2,7 +2,7 @@ import type { SdxlSizes } from '../../runtime/models/sdxl/adm.js';
 import type { SdxlTextEncoder } from '../../runtime/models/sdxl/conditioning.js';
 import type { CfgFunction } from '../../runtime/sampling/guidance.js';
 import type { ModelSampling } from '../../runtime/sampling/model-sampling.js';
-import type { Conditioning, Latent } from '../../runtime/sampling/types.js';
+import type { Conditioning, EpsModel, Latent } from '../../runtime/sampling/types.js';
 import type { PatchedClip, PatchedUnet } from '../../runtime/pipeline/patched-model.js';
 import type { ClipTokenizer } from '../../runtime/text/index.js';
 
@@ -27,6 +27,8 @@ export interface LatentValue {
 export interface ModelValue {
   family: 'sd1' | 'sdxl';
   unet: PatchedUnet;
+  /** Sampler-side patches (e.g. MultiDiffusion), applied in order around the UNet's EpsModel at sampling time. */
+  epsWrappers?: readonly EpsModelWrapper[];
   sampling: ModelSampling;
   /** A CFG replacement patched onto the model (RescaleCFG), ComfyUI's sampler_cfg_function. */
   cfgFunction?: CfgFunction;
@@ -58,3 +60,6 @@ export interface ConditioningValue extends Conditioning {
   /** CLIPTextEncodeSDXL's size ids; absent ones are derived from the latent at sampling time. */
   sizes?: Partial<SdxlSizes>;
 }
+
+/** A sampler-side model patch: wraps the EpsModel the sampler calls (MultiDiffusion). */
+export type EpsModelWrapper = (inner: EpsModel) => EpsModel;

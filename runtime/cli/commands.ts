@@ -7,6 +7,7 @@ import { apiToEditor } from '../workflow/api-to-editor.js';
 import { DEFAULT_WORKFLOW } from '../workflow/examples.js';
 import { cliContext, type CliContext, ensureDemoIfReferenced, executePrompt, formatValidation, partialError } from './run.js';
 import { suggest } from './suggest.js';
+import { shapesDemo, shapesModelShipped } from './shapes-demo.js';
 import { applyOverrides, CliUsageError, InvalidWorkflowError, loadWorkflowFile } from './workflow-io.js';
 
 const COMMON_OPTS = {
@@ -125,18 +126,21 @@ export async function convertCommand(argv: string[]): Promise<number> {
   });
 }
 
-export const DEMO_HELP = `resflow demo [--out DIR] [--data DIR] [--steps N]
+export const DEMO_HELP = `resflow demo [--out DIR] [--data DIR] [--steps N] [--n N]
 
-Runs the main ResAdapter workflow (workflows/${DEFAULT_WORKFLOW}) on the embedded demo model: the base model and
-the ResAdapter model side by side, saved as PNGs plus a comparison grid.`;
+With the ResFlow Shapes model (assets/shapes, trained by ResFlow itself at 128² only): renders base vs ResAdapter
+at 128², 256², 64² and 256×128 on the same prompts and seeds (N per cell, default 4), scores every picture, prints
+the table and writes a labelled grid. Without those weights: runs the main ResAdapter workflow
+(workflows/${DEFAULT_WORKFLOW}) on the embedded random demo model.`;
 
 export async function demoCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { ...COMMON_OPTS, out: { type: 'string' }, steps: { type: 'string' } } });
+  const { values } = parseArgs({ args: argv, options: { ...COMMON_OPTS, out: { type: 'string' }, steps: { type: 'string' }, n: { type: 'string' } } });
   if (values.help) {
     console.log(DEMO_HELP);
     return 0;
   }
   const ctx = cliContext(values);
+  if (shapesModelShipped()) return shapesDemo(ctx, { ...(values.n ? { n: Number(values.n) } : {}), ...(values.steps ? { steps: Number(values.steps) } : {}), json: values.json ?? false });
   console.error(`ResFlow demo: models under ${ctx.env.folders.modelsDir}, images to ${ctx.env.outputDir}`);
   ensureDemoModels(ctx.env.folders.modelsDir);
   const repo = resolve(new URL('../..', import.meta.url).pathname);

@@ -2,6 +2,7 @@ import { cacheCommand } from './cache.js';
 import { conformanceCommand } from './conformance.js';
 import { convertCommand, demoCommand, nodesCommand, validateCommand } from './commands.js';
 import { applyDeviceSettings, takeDeviceFlag } from './device-flag.js';
+import { evalResolutionCommand } from './eval-resolution.js';
 import { runCommand } from './run.js';
 import { workerCommand } from './worker.js';
 import { serveCommand } from './serve.js';
@@ -13,6 +14,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   validate: { run: validateCommand, summary: 'check a workflow without running it' },
   nodes: { run: nodesCommand, summary: 'list the node library or describe a node' },
   convert: { run: convertCommand, summary: 'convert a workflow between editor and API formats' },
+  'eval-resolution': { run: evalResolutionCommand, summary: 'score a model at many sizes with and without resolution methods (Shapes)' },
   demo: { run: demoCommand, summary: 'run the main ResAdapter workflow on the embedded demo model' },
   serve: { run: serveCommand, summary: 'start the server and the editor (--port, --host, --data-dir, --no-browser)' },
   conformance: { run: (a) => conformanceCommand(a), summary: 'check ResFlow against a conformance folder (ComfyUI reference outputs)' },

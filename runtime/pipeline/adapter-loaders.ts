@@ -81,9 +81,13 @@ export function loadLoraForModels(
 export interface ResAdapterApplyOptions {
   /** Blend of the replacement norms: 1 (default) replaces them, as ComfyUI-ResAdapter does. */
   normStrength?: number;
+  /** Which half of the adapter to apply: both (default), only the resampler LoRA, or only the GroupNorms (the paper's ablations). */
+  parts?: ResAdapterParts;
   id?: string;
   label?: string;
 }
+
+export type ResAdapterParts = 'all' | 'lora' | 'norms';
 
 export interface ResAdapterApplyResult {
   model: PatchedUnet;
@@ -111,8 +115,8 @@ export function applyResAdapter(
   const next = model.withAdapter({
     id: opts.id ?? label,
     label,
-    patches: adapter.patches,
-    norms: adapter.norms,
+    patches: opts.parts === 'norms' ? [] : adapter.patches,
+    ...(opts.parts === 'lora' ? {} : { norms: adapter.norms }),
     strength,
     ...(opts.normStrength === undefined ? {} : { normStrength: opts.normStrength }),
   });

@@ -19,6 +19,12 @@ export interface UnetCallOptions {
 }
 
 /**
+ * UNet work done by this process: session runs and the batch items they processed (one item = one latent
+ * image through the whole UNet). Read by `resflow eval-resolution` for its UNet-passes-per-step column.
+ */
+export const unetUsage = { calls: 0, items: 0 };
+
+/**
  * A loaded UNet holding one session at a time. Plain runs use a session without ControlNet inputs until the
  * first ControlNet run; from then on one session with residual inputs serves both (plain calls feed zeros,
  * which is exact) and the plain session is released, so a ControlNet never keeps a second full UNet in memory
@@ -118,6 +124,8 @@ export class UnetModel {
 
   /** eps prediction for x [B, C, H, W] (already c_in-scaled), timesteps [B], context [B, S, D]. */
   async eps(x: TensorData, timesteps: Float32Array, context: TensorData, opts: UnetCallOptions = {}): Promise<TensorData> {
+    unetUsage.calls++;
+    unetUsage.items += timesteps.length;
     const feeds: Record<string, TensorData> = { x, timesteps: { data: timesteps, dims: [timesteps.length] }, context };
     if (opts.y) feeds.y = opts.y;
     if (opts.control) {
