@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Executor } from '../../runtime/executor/executor.js';
 import { validatePrompt } from '../../runtime/executor/validate.js';
-import { readTorchFile } from '../../runtime/models/hypernetwork/torch-zip.js';
+import { readTorchObject } from '../../runtime/torchfile/torch-checkpoint.js';
 import { DEMO_CHECKPOINT } from '../../runtime/models/synthetic/demo.js';
 import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
 import type { NodeContext } from '../../nodes/spec.js';
@@ -65,7 +65,7 @@ describe('HypernetworkLoader through the executor', () => {
     for (const [mod, fn] of [['os', 'system'], ['builtins', 'eval'], ['builtins', 'exec'], ['posix', 'system']] as const) {
       const file = join(dir, `evil-${fn}.pt`);
       writeFileSync(file, storedZip({ 'archive/data.pkl': callingPickle(mod, fn, 'touch /tmp/pwned'), 'archive/version': Buffer.from('3\n') }));
-      expect(() => readTorchFile(file)).toThrow(new RegExp(`refusing pickle global "${mod}\\.${fn}"`));
+      expect(() => readTorchObject(file)).toThrow(new RegExp(`refused to load: its pickle asks for "${mod}\\.${fn}"`));
     }
   });
 });

@@ -6,7 +6,7 @@
  */
 import { statSync } from 'node:fs';
 import type { GraphBuilder, T } from '../../graph/builder.js';
-import { readTorchFile, TorchFileError, type PickleValue, type TorchTensor } from './torch-zip.js';
+import { readTorchObject, TorchCheckpointError, type LoadedTensor, type TorchValue } from '../../torchfile/torch-checkpoint.js';
 
 export const HYPERNETWORK_ACTIVATIONS = ['linear', 'relu', 'leakyrelu', 'elu', 'swish', 'tanh', 'sigmoid', 'softsign', 'mish'] as const;
 export type HypernetworkActivation = (typeof HYPERNETWORK_ACTIVATIONS)[number];
@@ -31,21 +31,21 @@ export interface HypernetworkPatch {
 }
 
 /** ComfyUI logs these and returns the model unpatched; the node does the same. */
-export class UnsupportedActivationError extends TorchFileError {}
+export class UnsupportedActivationError extends TorchCheckpointError {}
 
-const isTensor = (v: PickleValue): v is TorchTensor => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Map) && v.kind === 'tensor';
+const isTensor = (v: TorchValue): v is LoadedTensor => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Map) && v.kind === 'tensor';
 
-function mlp(path: string, sd: PickleValue, activation: HypernetworkActivation, layerNorm: boolean, activateOutput: boolean): HnLayer[] {
-  if (!(sd instanceof Map)) throw new TorchFileError(path, 'hypernetwork module is not a state dict');
-  const tensors = [...sd].filter(([k, v]) => typeof k === 'string' && isTensor(v)) as Array<[string, TorchTensor]>;
+function mlp(path: string, sd: TorchValue, activation: HypernetworkActivation, layerNorm: boolean, activateOutput: boolean): HnLayer[] {
+  if (!(sd instanceof Map)) throw new TorchCheckpointError(path, 'hypernetwork module is not a state dict');
+  const tensors = [...sd].filter(([k, v]) => typeof k === 'string' && isTensor(v)) as Array<[string, LoadedTensor]>;
   const get = (k: string) => {
     const t = sd.get(k);
-    if (!t || !isTensor(t)) throw new TorchFileError(path, `hypernetwork module lacks "${k}"`);
+    if (!t || !isTensor(t)) throw new TorchCheckpointError(path, `hypernetwork module lacks "${k}"`);
     return t;
   };
   const linears = tensors.filter(([k, v]) => k.endsWith('.weight') && v.shape.length === 2).map(([k]) => k.slice(0, -'.weight'.length));
   const norms = tensors.filter(([k, v]) => k.endsWith('.weight') && v.shape.length === 1).map(([k]) => k.slice(0, -'.weight'.length));
-  if (!linears.length) throw new TorchFileError(path, 'hypernetwork module has no linear layers');
+  if (!linears.length) throw new TorchCheckpointError(path, 'hypernetwork module has no linear layers');
   return linears.map((name, i) => {
     const w = get(`${name}.weight`);
     const last = i === linears.length - 1;
@@ -57,7 +57,7 @@ function mlp(path: string, sd: PickleValue, activation: HypernetworkActivation, 
     };
     if (layerNorm) {
       const ln = norms[i];
-      if (!ln) throw new TorchFileError(path, `is_layer_norm is set but layer ${name} has no LayerNorm after it`);
+      if (!ln) throw new TorchCheckpointError(path, `is_layer_norm is set but layer ${name} has no LayerNorm after it`);
       layer.norm = { weight: get(`${ln}.weight`).data, bias: get(`${ln}.bias`).data };
     }
     return layer;
@@ -66,8 +66,8 @@ function mlp(path: string, sd: PickleValue, activation: HypernetworkActivation, 
 
 /** Reads an A1111 hypernetwork file; `strength` is HypernetworkLoader's. */
 export function loadHypernetwork(path: string, strength: number): HypernetworkPatch {
-  const root = readTorchFile(path);
-  if (!(root instanceof Map)) throw new TorchFileError(path, 'not a hypernetwork (the file does not hold a dict)');
+  const root = readTorchObject(path);
+  if (!(root instanceof Map)) throw new TorchCheckpointError(path, 'not a hypernetwork (the file does not hold a dict)');
   const activation = String(root.get('activation_func') ?? 'linear');
   if (!(HYPERNETWORK_ACTIVATIONS as readonly string[]).includes(activation)) {
     throw new UnsupportedActivationError(path, `unsupported activation_func "${activation}" (known: ${HYPERNETWORK_ACTIVATIONS.join(', ')})`);
@@ -77,11 +77,11 @@ export function loadHypernetwork(path: string, strength: number): HypernetworkPa
   const modules: HypernetworkPatch['modules'] = [];
   for (const [key, value] of root) {
     if (typeof key !== 'number') continue;
-    if (!Array.isArray(value) || value.length < 2) throw new TorchFileError(path, `entry ${key} is not a (k, v) module pair`);
+    if (!Array.isArray(value) || value.length < 2) throw new TorchCheckpointError(path, `entry ${key} is not a (k, v) module pair`);
     const act = activation as HypernetworkActivation;
     modules.push({ dim: key, k: mlp(path, value[0]!, act, layerNorm, activateOutput), v: mlp(path, value[1]!, act, layerNorm, activateOutput) });
   }
-  if (!modules.length) throw new TorchFileError(path, 'no hypernetwork modules (no integer width keys)');
+  if (!modules.length) throw new TorchCheckpointError(path, 'no hypernetwork modules (no integer width keys)');
   const st = statSync(path);
   return { kind: 'hypernetwork', id: `${path}:${st.size}:${st.mtimeMs}@${strength}`, strength, activation: activation as HypernetworkActivation, modules };
 }
