@@ -1,5 +1,5 @@
-import type { NodeDefinition, NodeRegistry, ResolvedInput } from '../../nodes/registry.js';
-import { hasControlWidget, type ComboInputSpec } from '../../nodes/spec.js';
+import type { NodeDefinition, NodeRegistry, ResolvedInput } from '../nodes-api/registry.js';
+import { hasControlWidget, type ComboInputSpec } from '../nodes-api/spec.js';
 import type { ApiNode, ApiPrompt } from './api-schema.js';
 import { NODE_MODE, type EditorLink, type EditorNode, type EditorWorkflow } from './editor-schema.js';
 
