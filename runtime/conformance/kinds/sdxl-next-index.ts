@@ -1,0 +1,5 @@
+import type { CaseKind } from './types.js';
+import { refinerClipKind, refinerUnetKind } from './sdxl-refiner.js';
+
+/** Kinds of `conformance-sdxl-next` (refiner, SDXL ControlNet, text-encoder LoRA, embeddings, training layout). */
+export const SDXL_NEXT_KINDS: CaseKind[] = [refinerUnetKind, refinerClipKind];
