@@ -1,5 +1,6 @@
 import type { CaseKind } from './types.js';
 import { refinerClipKind, refinerUnetKind } from './sdxl-refiner.js';
+import { sdxlResAdapterTrainShapesKind } from './sdxl-resadapter-train.js';
 
 /** Kinds of `conformance-sdxl-next` (refiner, SDXL ControlNet, text-encoder LoRA, embeddings, training layout). */
-export const SDXL_NEXT_KINDS: CaseKind[] = [refinerUnetKind, refinerClipKind];
+export const SDXL_NEXT_KINDS: CaseKind[] = [refinerUnetKind, refinerClipKind, sdxlResAdapterTrainShapesKind];
