@@ -1,6 +1,7 @@
 import type { CaseKind } from './types.js';
 import { refinerClipKind, refinerUnetKind } from './sdxl-refiner.js';
+import { refinerSamplersKind } from './sdxl-refiner-sampling.js';
 import { sdxlResAdapterTrainShapesKind } from './sdxl-resadapter-train.js';
 
 /** Kinds of `conformance-sdxl-next` (refiner, SDXL ControlNet, text-encoder LoRA, embeddings, training layout). */
-export const SDXL_NEXT_KINDS: CaseKind[] = [refinerUnetKind, refinerClipKind, sdxlResAdapterTrainShapesKind];
+export const SDXL_NEXT_KINDS: CaseKind[] = [refinerUnetKind, refinerClipKind, refinerSamplersKind, sdxlResAdapterTrainShapesKind];

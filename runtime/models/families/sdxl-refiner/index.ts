@@ -1,3 +1,5 @@
+import type { TensorData } from '../../../graph/session.js';
+import type { CondBatch } from '../../../sampling/types.js';
 import { SafetensorsFile } from '../../../safetensors/reader.js';
 import { UnsupportedModelError, detectFamily, familyName } from '../../checkpoint.js';
 import { sizeEmbedding, SIZE_EMBED_DIM, LATENT_TO_PIXELS } from '../../sdxl/adm.js';
@@ -113,4 +115,21 @@ export function openRefinerCheckpoint(source: string | SafetensorsFile, opts: { 
     throw new ModelKeyError(path, `${REFINER_PREFIXES.unet}label_emb.0.0.weight`, `takes ${unetConfig.admInChannels} inputs, the refiner's y has ${adm} (pooled ${pooledDim} + 5 x ${SIZE_EMBED_DIM})`);
   }
   return { path, file, unet, vae: new WeightSet(file, REFINER_PREFIXES.vae), clipG, unetConfig, vaeScaleFactor: SDXL_VAE_SCALE_FACTOR, pooledDim };
+}
+
+/**
+ * y for each model call from one fixed y row per conditioning: the sampler batches [uncond, cond] chunks,
+ * each the latent batch; every chunk gets its conditioning's row repeated to the chunk's batch.
+ */
+export function fixedAdmProvider(rows: { cond: Float32Array; uncond: Float32Array }, admInChannels: number): (cond: CondBatch) => TensorData {
+  for (const [k, r] of Object.entries(rows)) if (r.length !== admInChannels) throw new Error(`y for ${k} has ${r.length} values, the UNet takes ${admInChannels}`);
+  return (cond) => {
+    const chunks = cond.condOrUncond.length;
+    const perChunk = cond.contextShape[0] / chunks;
+    const out = new Float32Array(cond.contextShape[0] * admInChannels);
+    cond.condOrUncond.forEach((kind, i) => {
+      for (let b = 0; b < perChunk; b++) out.set(rows[kind], (i * perChunk + b) * admInChannels);
+    });
+    return { data: out, dims: [cond.contextShape[0], admInChannels] };
+  };
 }
