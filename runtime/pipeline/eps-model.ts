@@ -20,14 +20,14 @@ function tile(data: Float32Array, shape: Shape4, batch: number): { data: Float32
 }
 
 /** Sums the strength-scaled residuals of every active ControlNet (chained ControlNets add up, as in ComfyUI). */
-async function controlResiduals(controls: ActiveControl[], x: TensorData, t: TensorData, context: TensorData): Promise<{ outputs: TensorData[]; middle: TensorData } | undefined> {
+async function controlResiduals(controls: ActiveControl[], x: TensorData, t: TensorData, context: TensorData, y?: TensorData): Promise<{ outputs: TensorData[]; middle: TensorData } | undefined> {
   let acc: { outputs: Float32Array[]; middle: Float32Array; dims: { outputs: readonly number[][]; middle: readonly number[] } } | undefined;
   const [B, , h, w] = x.dims as number[];
   for (const c of controls) {
     if (!(c.controlNet instanceof ControlNet)) throw new Error('unsupported ControlNet model object');
     const sized = resizeHint(c.hint, c.hintShape, h! * 8, w! * 8);
     const hint = tile(sized.data, sized.shape, B!);
-    const r = await c.controlNet.residuals(x, t, context, { data: hint.data, dims: hint.shape });
+    const r = await c.controlNet.residuals(x, t, context, { data: hint.data, dims: hint.shape }, y);
     const scale = (a: Float32Array, into?: Float32Array) => {
       const o = into ?? new Float32Array(a.length);
       for (let i = 0; i < a.length; i++) o[i] = o[i]! + a[i]! * c.strength;
@@ -54,11 +54,11 @@ export function unetEpsModel(unet: UnetModel, opts: EpsModelOptions = {}): EpsMo
     const x: TensorData = { data: xIn, dims: shape };
     const ts = new Float32Array(shape[0]).fill(timestep);
     const context: TensorData = { data: cond.context, dims: cond.contextShape };
-    const control = cond.controls.length ? await controlResiduals(cond.controls, x, { data: ts, dims: [ts.length] }, context) : undefined;
+    const y = opts.y?.(cond);
+    const control = cond.controls.length ? await controlResiduals(cond.controls, x, { data: ts, dims: [ts.length] }, context, y) : undefined;
     const callOpts: Parameters<UnetModel['eps']>[3] = {};
     if (control) callOpts.control = control;
     if (opts.overrides) callOpts.overrides = opts.overrides;
-    const y = opts.y?.(cond);
     if (y) callOpts.y = y;
     const eps = await unet.eps(x, ts, context, callOpts);
     return eps.data as Float32Array;

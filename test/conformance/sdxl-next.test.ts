@@ -7,7 +7,7 @@ import { REPO } from '../nodes/helpers.js';
 const FOLDER = resolve(REPO, '../shared/conformance-sdxl-next');
 
 /** The cases of the set this branch implements; each must pass every compared tensor. */
-const IMPLEMENTED = ['refiner-clip', 'refiner-unet', 'refiner-unet-odd', 'resadapter-sdxl-train-shapes', 'refiner-samplers', 'refiner-two-stage', 'lora-sdxl-kohya', 'lora-sdxl-peft'];
+const IMPLEMENTED = ['refiner-clip', 'refiner-unet', 'refiner-unet-odd', 'resadapter-sdxl-train-shapes', 'refiner-samplers', 'refiner-two-stage', 'lora-sdxl-kohya', 'lora-sdxl-peft', 'controlnet-sdxl-unet', 'controlnet-sdxl-samplers'];
 
 describe('ComfyUI conformance (../shared/conformance-sdxl-next)', () => {
   it('the shared conformance data is present and lists its 12 cases', () => {
