@@ -4,7 +4,9 @@ import { ControlNet } from '../../runtime/models/controlnet/controlnet.js';
 import { Vae } from '../../runtime/models/vae/index.js';
 import { loadResAdapter, resolveResAdapterFiles, type ResAdapter } from '../../runtime/adapters/resadapter.js';
 import { applyResAdapter, checkpointKeyShapes, loadLoraForModels } from '../../runtime/pipeline/adapter-loaders.js';
-import { PatchedClip, PatchedUnet } from '../../runtime/pipeline/patched-model.js';
+import { PatchedClip, PatchedUnet, splitPatches } from '../../runtime/pipeline/patched-model.js';
+import { patchedSdxlText, withSdxlTextLora } from '../../runtime/pipeline/patched-text.js';
+import { parseLora } from '../../runtime/adapters/lora-format.js';
 import { loadSd1 } from '../../runtime/pipeline/sd1-loader.js';
 import { sidecarPath } from '../../runtime/pipeline/sdxl-loader.js';
 import { SafetensorsFile } from '../../runtime/safetensors/index.js';
@@ -86,12 +88,13 @@ export function loaderNodes(env: RuntimeEnv): NodeSpec[] {
         const c = clip as ClipValue;
         const path = env.folders.resolve('loras', String(lora_name));
         if (c.family === 'sdxl') {
-          // No patchable handle over SDXL's two encoders yet: refuse rather than half-apply the LoRA.
-          const r = loadLoraForModels(m.unet, undefined, path, Number(strength_model), 0);
-          if (Number(strength_clip) !== 0 && r.warnings.length) {
-            throw new Error(`${String(lora_name)}: text-encoder LoRAs are not supported on SDXL yet (${r.warnings.join('; ')}); set strength_clip to 0`);
-          }
-          return [{ ...m, unet: r.model! }, c];
+          // te1/text_encoder patches go to CLIP-L, te2/text_encoder_2 to bigG, both at strength_clip.
+          const parsed = parseLora(path, checkpointKeyShapes(c.text.clipL.weights.file));
+          const r = loadLoraForModels(m.unet, undefined, parsed, Number(strength_model), 0);
+          const clipPatches = splitPatches(parsed.patches).clip;
+          if (!clipPatches.length || Number(strength_clip) === 0) return [{ ...m, unet: r.model! }, c];
+          const patched = withSdxlTextLora(c.patched ?? patchedSdxlText(c.text), clipPatches, Number(strength_clip), String(lora_name));
+          return [{ ...m, unet: r.model! }, { ...c, patched }];
         }
         const r = loadLoraForModels(m.unet, c.clip, path, Number(strength_model), Number(strength_clip));
         return [{ ...m, unet: r.model! }, { ...c, clip: r.clip! }];

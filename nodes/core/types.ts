@@ -3,6 +3,7 @@ import type { SdxlTextEncoder } from '../../runtime/models/sdxl/conditioning.js'
 import type { ModelSampling } from '../../runtime/sampling/model-sampling.js';
 import type { Conditioning, Latent } from '../../runtime/sampling/types.js';
 import type { PatchedClip, PatchedUnet } from '../../runtime/pipeline/patched-model.js';
+import type { PatchedSdxlText } from '../../runtime/pipeline/patched-text.js';
 import type { ClipTokenizer } from '../../runtime/text/index.js';
 
 /**
@@ -41,6 +42,8 @@ export interface SdxlClipValue {
   tokenizer: ClipTokenizer;
   /** k of CLIPSetLastLayer(-k); SDXL's default is 2, the penultimate layer. */
   clipSkip: number;
+  /** Both encoders with the text-encoder LoRAs applied so far (LoraLoader); absent = unpatched. */
+  patched?: PatchedSdxlText;
 }
 
 export type ClipValue = Sd1ClipValue | SdxlClipValue;

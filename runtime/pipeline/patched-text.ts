@@ -1,7 +1,7 @@
 import type { LoraPatch } from '../adapters/lora-format.js';
 import type { TensorData } from '../graph/session.js';
 import type { OpenClipEncodeOptions, OpenClipEncoding, OpenClipTextEncoder } from '../models/openclip/index.js';
-import type { SdxlTextEncoder } from '../models/sdxl/conditioning.js';
+import type { SdxlPromptTokens, SdxlTextConditioning, SdxlTextEncoder } from '../models/sdxl/conditioning.js';
 import type { WeightSet } from '../models/weights.js';
 import { sharedProductCache, type LoraProductCache } from './adapter-merge.js';
 import { PatchedClip, PatchedHandle, type AppliedAdapter, type Component } from './patched-model.js';
@@ -83,4 +83,29 @@ export function withSdxlTextLora(t: PatchedSdxlText, patches: readonly LoraPatch
     clipL: l!.length ? t.clipL.withAdapter({ id, label, patches: l!, strength }) : t.clipL,
     clipG: g!.length ? t.clipG.withAdapter({ id, label, patches: g!, strength }) : t.clipG,
   };
+}
+
+/** Joins [S, Dl] and [S, Dg] rows along features, cut to the shorter sequence (SDXLClipModel's cut_to). */
+export function concatTextFeatures(l: Float32Array, Dl: number, g: Float32Array, Dg: number): { data: Float32Array; tokens: number } {
+  const S = Math.min(l.length / Dl, g.length / Dg);
+  const out = new Float32Array(S * (Dl + Dg));
+  for (let t = 0; t < S; t++) {
+    out.set(l.subarray(t * Dl, (t + 1) * Dl), t * (Dl + Dg));
+    out.set(g.subarray(t * Dg, (t + 1) * Dg), t * (Dl + Dg) + Dl);
+  }
+  return { data: out, tokens: S };
+}
+
+/** SDXLClipModel.encode_token_weights through the patched encoders (LoRA merged per run). */
+export async function encodePatchedSdxl(t: PatchedSdxlText, tokens: SdxlPromptTokens, clipSkip = 2): Promise<SdxlTextConditioning> {
+  if (clipSkip > t.base.clipL.config.numLayers || clipSkip > t.base.clipG.config.numLayers) {
+    // The unpatched encoder handles this fallback (a final-LN twin); a patched twin is not built.
+    throw new Error(`CLIP skip ${clipSkip} is past the depth of this SDXL text encoder with a LoRA applied`);
+  }
+  const l = await t.clipL.encodeTokens(tokens.l.tokens, tokens.l.weights, { clipSkip });
+  const g = await t.clipG.encodeTokens(tokens.g.tokens, tokens.g.weights, { clipSkip });
+  const Dl = t.base.clipL.config.hiddenSize;
+  const Dg = t.base.clipG.config.hiddenSize;
+  const ctx = concatTextFeatures(l.cond, Dl, g.cond, Dg);
+  return { context: ctx.data, contextShape: [1, ctx.tokens, Dl + Dg], pooled: g.pooled, pooledShape: [1, g.pooled.length] };
 }

@@ -3,28 +3,17 @@ import type { TensorData } from '../../graph/session.js';
 import { SDXL_PREFIXES } from '../../models/sdxl/checkpoint.js';
 import { checkpointKeyShapes } from '../../pipeline/adapter-loaders.js';
 import { PatchedUnet, splitPatches } from '../../pipeline/patched-model.js';
-import { patchedSdxlText, withSdxlTextLora, type PatchedSdxlText } from '../../pipeline/patched-text.js';
+import { concatTextFeatures, patchedSdxlText, withSdxlTextLora, type PatchedSdxlText } from '../../pipeline/patched-text.js';
 import type { ConformanceCase } from '../case.js';
 import { caseTextEncoder, ids, isSdxlCase } from './sdxl-common.js';
 import type { CaseKind } from './types.js';
-
-/** Joins [S, Dl] and [S, Dg] rows along features (both encoders give the same window count here). */
-function concatFeatures(l: Float32Array, Dl: number, g: Float32Array, Dg: number): Float32Array {
-  const S = Math.min(l.length / Dl, g.length / Dg);
-  const out = new Float32Array(S * (Dl + Dg));
-  for (let t = 0; t < S; t++) {
-    out.set(l.subarray(t * Dl, (t + 1) * Dl), t * (Dl + Dg));
-    out.set(g.subarray(t * Dg, (t + 1) * Dg), t * (Dl + Dg) + Dl);
-  }
-  return out;
-}
 
 async function encode(t: PatchedSdxlText, tl: number[], tg: number[], w?: number[]) {
   const l = await t.clipL.encodeTokens([tl], w ? [w] : undefined, { clipSkip: 2 });
   const g = await t.clipG.encodeTokens([tg], w ? [w] : undefined, { clipSkip: 2 });
   const Dl = t.base.clipL.config.hiddenSize;
   const Dg = t.base.clipG.config.hiddenSize;
-  return { l: l.cond, g: g.cond, context: concatFeatures(l.cond, Dl, g.cond, Dg), pooled: g.pooled };
+  return { l: l.cond, g: g.cond, context: concatTextFeatures(l.cond, Dl, g.cond, Dg).data, pooled: g.pooled };
 }
 
 /**
