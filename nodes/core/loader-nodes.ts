@@ -14,6 +14,7 @@ import type { ModelFolder } from '../../runtime/config/model-folders.js';
 import type { RuntimeEnv } from '../env.js';
 import type { NodeSpec } from '../spec.js';
 import { loadSdxlCheckpoint } from './sdxl-nodes.js';
+import { loadRefinerCheckpoint } from './refiner-nodes.js';
 import type { ClipValue, ModelValue } from './types.js';
 
 const STRENGTH = { type: 'FLOAT', default: 1, min: -100, max: 100, step: 0.01 } as const;
@@ -50,8 +51,8 @@ export function loaderNodes(env: RuntimeEnv): NodeSpec[] {
       async execute({ ckpt_name }) {
         const path = env.folders.resolve('checkpoints', String(ckpt_name));
         const family = detectFamily(SafetensorsFile.open(path));
-        // The refiner goes the SDXL way too, whose loader names it as unsupported.
-        if (family === 'sdxl' || family === 'sdxl-refiner') return loadSdxlCheckpoint(path, env.folders);
+        if (family === 'sdxl') return loadSdxlCheckpoint(path, env.folders);
+        if (family === 'sdxl-refiner') return loadRefinerCheckpoint(path, env.folders);
         const m = await loadSd1(path, env.folders);
         const model: ModelValue = { family: 'sd1', unet: PatchedUnet.of(m.unet), sampling: m.sampling };
         const clip: ClipValue = { family: 'sd1', clip: PatchedClip.of(m.clip), tokenizer: m.tokenizer };
@@ -95,6 +96,15 @@ export function loaderNodes(env: RuntimeEnv): NodeSpec[] {
           if (!clipPatches.length || Number(strength_clip) === 0) return [{ ...m, unet: r.model! }, c];
           const patched = withSdxlTextLora(c.patched ?? patchedSdxlText(c.text), clipPatches, Number(strength_clip), String(lora_name));
           return [{ ...m, unet: r.model! }, { ...c, patched }];
+        }
+        if (c.family === 'sdxl-refiner') {
+          // With bigG alone, ComfyUI maps lora_te_* / text_encoder.* to it (our key map's te1 slot on the refiner).
+          const parsed = parseLora(path, checkpointKeyShapes(c.clipG.base.weights.file));
+          const r = loadLoraForModels(m.unet, undefined, parsed, Number(strength_model), 0);
+          const clipPatches = splitPatches(parsed.patches).clip;
+          if (!clipPatches.length || Number(strength_clip) === 0) return [{ ...m, unet: r.model! }, c];
+          const clipG = c.clipG.withAdapter({ id: String(lora_name), label: String(lora_name), patches: clipPatches, strength: Number(strength_clip) });
+          return [{ ...m, unet: r.model! }, { ...c, clipG }];
         }
         const r = loadLoraForModels(m.unet, c.clip, path, Number(strength_model), Number(strength_clip));
         return [{ ...m, unet: r.model! }, { ...c, clip: r.clip! }];

@@ -9,6 +9,7 @@ import { SCHEDULER_NAMES } from '../../runtime/sampling/schedulers.js';
 import type { EpsModel, Latent } from '../../runtime/sampling/types.js';
 import type { NodeContext, NodeSpec } from '../spec.js';
 import { sdxlSamplerModel } from './sdxl-nodes.js';
+import { refinerSamplerModel } from './refiner-nodes.js';
 import type { ConditioningValue, LatentValue, ModelValue } from './types.js';
 
 /** Seeds are 64-bit in ComfyUI; JSON numbers past 2^53 have already lost digits, so round to a bigint. */
@@ -48,6 +49,7 @@ function samplerModel(a: KSamplerArgs): EpsModel {
   checkContextWidth(a.model, a.positive, 'positive');
   checkContextWidth(a.model, a.negative, 'negative');
   if (a.model.family === 'sdxl') return sdxlSamplerModel(a.model, a.positive, a.negative, a.latent.samples.shape);
+  if (a.model.family === 'sdxl-refiner') return refinerSamplerModel(a.model, a.positive, a.negative, a.latent.samples.shape);
   return a.model.unet.epsModel();
 }
 

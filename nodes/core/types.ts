@@ -3,7 +3,8 @@ import type { SdxlTextEncoder } from '../../runtime/models/sdxl/conditioning.js'
 import type { ModelSampling } from '../../runtime/sampling/model-sampling.js';
 import type { Conditioning, Latent } from '../../runtime/sampling/types.js';
 import type { PatchedClip, PatchedUnet } from '../../runtime/pipeline/patched-model.js';
-import type { PatchedSdxlText } from '../../runtime/pipeline/patched-text.js';
+import type { PatchedOpenClip, PatchedSdxlText } from '../../runtime/pipeline/patched-text.js';
+import type { RefinerAdmValues } from '../../runtime/models/families/sdxl-refiner/index.js';
 import type { ClipTokenizer } from '../../runtime/text/index.js';
 
 /**
@@ -23,7 +24,7 @@ export interface LatentValue {
  * how the sampler conditions it (SDXL adds the y vector).
  */
 export interface ModelValue {
-  family: 'sd1' | 'sdxl';
+  family: 'sd1' | 'sdxl' | 'sdxl-refiner';
   unet: PatchedUnet;
   sampling: ModelSampling;
 }
@@ -46,7 +47,15 @@ export interface SdxlClipValue {
   patched?: PatchedSdxlText;
 }
 
-export type ClipValue = Sd1ClipValue | SdxlClipValue;
+/** CLIP of an SDXL refiner: OpenCLIP bigG alone (SDXL's tokenizer, only the g list is encoded). */
+export interface RefinerClipValue {
+  family: 'sdxl-refiner';
+  clipG: PatchedOpenClip;
+  tokenizer: ClipTokenizer;
+  clipSkip: number;
+}
+
+export type ClipValue = Sd1ClipValue | SdxlClipValue | RefinerClipValue;
 
 /** CONDITIONING: the sampler's conditioning plus the pooled text embedding. */
 export interface ConditioningValue extends Conditioning {
@@ -55,4 +64,6 @@ export interface ConditioningValue extends Conditioning {
   pooledShape?: [number, number];
   /** CLIPTextEncodeSDXL's size ids; absent ones are derived from the latent at sampling time. */
   sizes?: Partial<SdxlSizes>;
+  /** CLIPTextEncodeSDXLRefiner's values; absent ones come from the latent and the prompt's role at sampling. */
+  refiner?: Partial<RefinerAdmValues>;
 }
