@@ -8,7 +8,7 @@ import { PatchedClip, PatchedUnet, splitPatches } from '../../runtime/pipeline/p
 import { patchedSdxlText, withSdxlTextLora } from '../../runtime/pipeline/patched-text.js';
 import { parseLora } from '../../runtime/adapters/lora-format.js';
 import { loadSd1 } from '../../runtime/pipeline/sd1-loader.js';
-import { sidecarPath } from '../../runtime/pipeline/sdxl-loader.js';
+import { readSidecar, sidecarPath } from '../../runtime/pipeline/sdxl-loader.js';
 import { SafetensorsFile } from '../../runtime/safetensors/index.js';
 import type { ModelFolder } from '../../runtime/config/model-folders.js';
 import type { RuntimeEnv } from '../env.js';
@@ -188,7 +188,12 @@ export function loaderNodes(env: RuntimeEnv): NodeSpec[] {
       inputs: { required: { control_net_name: { type: 'COMBO', options: list('controlnet') } } },
       outputs: [{ type: 'CONTROL_NET' }],
       isChanged: ({ control_net_name }) => mtimeOf(env, 'controlnet', control_net_name),
-      execute: async ({ control_net_name }) => [await ControlNet.load(env.folders.resolve('controlnet', String(control_net_name)))],
+      execute: async ({ control_net_name }) => {
+        const path = env.folders.resolve('controlnet', String(control_net_name));
+        // The same sidecar as checkpoints can name a head width the shapes cannot tell.
+        const heads = readSidecar(path).numHeadChannels;
+        return [await ControlNet.load(path, heads === undefined ? {} : { numHeadChannels: heads })];
+      },
     },
   ];
 }

@@ -14,6 +14,7 @@ import { closeness, readJson, shared } from '../adapters/helpers.js';
 const NEXT = shared('conformance-sdxl-next');
 const BASE = 'tiny-sdxl-a.safetensors';
 const REFINER = 'tiny-sdxl-refiner-a.safetensors';
+const CONTROLNET = 'controlnet-sdxl-a-diffusers.safetensors';
 
 function sidecar(dir: string, file: string, m: any): void {
   const s: Record<string, unknown> = { unet_config: { num_head_channels: m.unet_config_comfy.num_head_channels }, clip_g_config: m.clip_g_config };
@@ -30,6 +31,9 @@ function dataDir(): string {
   symlinkSync(shared('conformance-sdxl', 'models', BASE), join(ck, BASE));
   symlinkSync(join(NEXT, 'models', REFINER), join(ck, REFINER));
   symlinkSync(shared('clip-tokenizer'), join(dir, 'models', 'tokenizers', CLIP_L_TOKENIZER));
+  mkdirSync(join(dir, 'models', 'controlnet'), { recursive: true });
+  symlinkSync(join(NEXT, 'models', CONTROLNET), join(dir, 'models', 'controlnet', CONTROLNET));
+  writeFileSync(join(dir, 'models', 'controlnet', CONTROLNET.replace(/\.safetensors$/, '.resflow.json')), JSON.stringify({ unet_config: { num_head_channels: 16 } }));
   const models = readJson(join(NEXT, 'refiner-two-stage', 'case.json')).models;
   sidecar(ck, BASE, models.checkpoint);
   sidecar(ck, REFINER, models.refiner);
@@ -103,5 +107,32 @@ describe('SDXL refiner through the nodes (ComfyUI numbers from conformance-sdxl-
     const [image] = (await run(registry, 'VAEDecode', { samples: stage2, vae: refiner[2] })) as [{ data: Float32Array }];
     const ti = tol('example/image');
     expectClose(image.data, expected.readFloat32('example/image'), ti.atol, ti.rtol);
+  });
+});
+
+describe('SDXL ControlNet through the nodes (ComfyUI numbers from conformance-sdxl-next)', () => {
+  it('ControlNetLoader (diffusers layout) + ControlNetApplyAdvanced + KSampler on SDXL match the recorded run', async () => {
+    const registry = createCoreRegistry(createRuntimeEnv({ dataDir: dataDir() }));
+    const dir = join(NEXT, 'controlnet-sdxl-samplers');
+    const cj = readJson(join(dir, 'case.json'));
+    const p = cj.params;
+    const inputs = SafetensorsFile.open(join(dir, 'inputs.safetensors'));
+    const expected = SafetensorsFile.open(join(dir, 'expected.safetensors'));
+    const [model] = (await run(registry, 'CheckpointLoaderSimple', { ckpt_name: BASE })) as [ModelValue];
+    const [cn] = await run(registry, 'ControlNetLoader', { control_net_name: CONTROLNET });
+    const cond = (ctx: string, pooled: string): ConditioningValue => {
+      const c = inputs.info(ctx).shape;
+      return { context: inputs.readFloat32(ctx), contextShape: [c[0]!, c[1]!, c[2]!], pooled: inputs.readFloat32(pooled), pooledShape: [1, inputs.info(pooled).shape[1]!] };
+    };
+    const positive: ConditioningValue = { ...cond('cond', 'pooled_cond'), sizes: { width: 1024, height: 1024, cropW: 0, cropH: 0, targetWidth: 1024, targetHeight: 1024 } };
+    const negative = cond('uncond', 'pooled_uncond');
+    const s = inputs.info('image1').shape;
+    const image = { data: inputs.readFloat32('image1'), shape: [s[0]!, s[1]!, s[2]!, s[3]!] };
+    const [pos, neg] = (await run(registry, 'ControlNetApplyAdvanced', { positive, negative, control_net: cn, image, ...p.advanced })) as [ConditioningValue, ConditioningValue];
+    const n = inputs.info('noise').shape;
+    const [latent] = (await run(registry, 'EmptyLatentImage', { width: n[3]! * 8, height: n[2]! * 8, batch_size: 1 })) as [LatentValue];
+    const [out] = (await run(registry, 'KSampler', { model, seed: p.seed, steps: p.steps, cfg: p.cfg, sampler_name: p.sampler, scheduler: p.scheduler, positive: pos, negative: neg, latent_image: latent, denoise: 1 })) as [LatentValue];
+    const t = cj.outputs.tensors['advanced/samples']?.tolerance ?? cj.tolerance.default;
+    expectClose(out.samples.data, expected.readFloat32('advanced/samples'), t.atol, t.rtol);
   });
 });
