@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    setupFiles: ['test/setup/node-set.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     // Model tests are CPU-heavy and ORT already uses every core: run files one after another.

@@ -3,5 +3,7 @@
 import { register } from 'tsx/esm/api';
 
 register();
+// The runtime runs the node set the entry point installs (runtime/ never imports nodes/).
+await import('../nodes/core/install.ts');
 const { main } = await import('../runtime/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));

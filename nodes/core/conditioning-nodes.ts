@@ -5,6 +5,7 @@ import { tokenizeWithWeights } from '../../runtime/text/index.js';
 import { mapEntries } from '../../runtime/sampling/cond-entries.js';
 import type { NodeSpec } from '../spec.js';
 import { encodeSdxlText } from './sdxl-nodes.js';
+import { encodeRefinerText } from './refiner-nodes.js';
 import type { ClipValue, ConditioningValue } from './types.js';
 
 /**
@@ -13,6 +14,7 @@ import type { ClipValue, ConditioningValue } from './types.js';
  */
 export async function encodeText(c: ClipValue, text: string): Promise<ConditioningValue> {
   if (c.family === 'sdxl') return encodeSdxlText(c, text);
+  if (c.family === 'sdxl-refiner') return encodeRefinerText(c, text);
   const windows = tokenizeWithWeights(c.tokenizer, text);
   const ids = windows.map((w) => w.map((t) => ('id' in t ? t.id : c.tokenizer.endId)));
   const weights = windows.map((w) => w.map((t) => t.weight));
@@ -57,7 +59,7 @@ export function conditioningNodes(): NodeSpec[] {
       execute({ clip, stop_at_clip_layer }) {
         const c = clip as ClipValue;
         // On SDXL both encoders stop at the layer; -1 drops SDXL's penultimate default, as in ComfyUI.
-        if (c.family === 'sdxl') return [{ ...c, clipSkip: -Number(stop_at_clip_layer) }];
+        if (c.family === 'sdxl' || c.family === 'sdxl-refiner') return [{ ...c, clipSkip: -Number(stop_at_clip_layer) }];
         return [{ ...c, clip: c.clip.withClipSkip(-Number(stop_at_clip_layer)) }];
       },
     },

@@ -12,6 +12,7 @@ import { multiDiffusionNodes } from './multidiffusion-node.js';
 import { resAdapterPartsNodes } from './resadapter-parts-node.js';
 import { samplerNodes, vaeNodes } from './sampler-nodes.js';
 import { sdxlNodes } from './sdxl-nodes.js';
+import { refinerNodes } from './refiner-nodes.js';
 import { trainingNodes } from './training-nodes.js';
 import { modelPatchNodes } from './model-patch-nodes.js';
 import { mergeNodes } from './merge-nodes.js';
@@ -23,7 +24,7 @@ import { modelSamplingNodes } from './model-sampling-nodes.js';
 /** The built-in node library for one runtime environment (ComfyUI core class names where they exist). */
 export function createCoreRegistry(env: RuntimeEnv): NodeRegistry {
   const registry = new NodeRegistry();
-  registry.registerAll([...loaderNodes(env), ...conditioningNodes(), ...sdxlNodes(), ...samplerNodes(), ...vaeNodes(), ...latentNodes(), ...imageNodes(env), ...trainingNodes(env)]);
+  registry.registerAll([...loaderNodes(env), ...conditioningNodes(), ...sdxlNodes(), ...refinerNodes(), ...samplerNodes(), ...vaeNodes(), ...latentNodes(), ...imageNodes(env), ...trainingNodes(env)]);
   registry.registerAll(modelPatchNodes(env));
   registry.registerAll(mergeNodes(env));
   registry.registerAll(upscaleNodes(env));

@@ -119,6 +119,7 @@ export function mergeNodes(env: RuntimeEnv): NodeSpec[] {
         const meta: Record<string, string> = Object.fromEntries(Object.entries(m.unet.base.weights.file.metadata).filter(([k]) => k.startsWith('resflow.')));
         if (prompt) meta.prompt = JSON.stringify(prompt);
         for (const [k, v] of Object.entries((extra_pnginfo as Record<string, unknown> | null) ?? {})) meta[k] = JSON.stringify(v);
+        if (c.family === 'sdxl-refiner') throw new Error('CheckpointSave: saving SDXL refiner checkpoints is not supported yet');
         const text =
           c.family === 'sdxl'
             ? [

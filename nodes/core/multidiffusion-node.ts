@@ -3,7 +3,7 @@ import type { NodeSpec } from '../spec.js';
 import type { ModelValue } from './types.js';
 
 /** The resolution each family was trained at: what a window of size 0 means. */
-const NATIVE_SIDE: Record<ModelValue['family'], number> = { sd1: 512, sdxl: 1024 };
+const NATIVE_SIDE: Record<ModelValue['family'], number> = { sd1: 512, sdxl: 1024, 'sdxl-refiner': 1024 };
 
 const PIXELS = { type: 'INT', default: 0, min: 0, max: 16384, step: 8 } as const;
 

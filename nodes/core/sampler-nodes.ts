@@ -11,6 +11,7 @@ import type { EpsModel, Latent } from '../../runtime/sampling/types.js';
 import type { NodeContext, NodeSpec } from '../spec.js';
 import { sdxlSamplerModel } from './sdxl-nodes.js';
 import { latentSampleOptions } from './latent-ops-nodes.js';
+import { refinerSamplerModel } from './refiner-nodes.js';
 import type { ConditioningValue, LatentValue, ModelValue } from './types.js';
 
 /** Seeds are 64-bit in ComfyUI; JSON numbers past 2^53 have already lost digits, so round to a bigint. */
@@ -50,6 +51,7 @@ export function epsModelFor(model: ModelValue, positive: ConditioningValue, nega
   checkContextWidth(model, positive, 'positive');
   checkContextWidth(model, negative, 'negative');
   if (model.family === 'sdxl') return sdxlSamplerModel(model, positive, negative, latentShape, seed);
+  if (model.family === 'sdxl-refiner') return refinerSamplerModel(model, positive, negative, latentShape);
   // The seed goes along for patches that draw from torch's global generator after prepare_noise (HyperTile).
   const latentNumel = latentShape.reduce((a, b) => a * b, 1);
   return model.unet.epsModel(seed === undefined ? { latentNumel } : { seed, latentNumel });

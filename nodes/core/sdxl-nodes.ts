@@ -3,6 +3,7 @@ import { tokenizeSdxl } from '../../runtime/models/sdxl/conditioning.js';
 import { sdxlAdmProvider, type SdxlConditioning } from '../../runtime/models/sdxl/sampling.js';
 import type { Vae } from '../../runtime/models/vae/index.js';
 import { PatchedUnet } from '../../runtime/pipeline/patched-model.js';
+import { encodePatchedSdxl } from '../../runtime/pipeline/patched-text.js';
 import { loadSdxl, type SdxlArchOverrides } from '../../runtime/pipeline/sdxl-loader.js';
 import type { EpsModel } from '../../runtime/sampling/types.js';
 import type { ModelFolders } from '../../runtime/config/model-folders.js';
@@ -27,7 +28,8 @@ export async function loadSdxlCheckpoint(path: string, folders: ModelFolders, ov
  * pooled output goes with the conditioning; sizes only when given, else the sampler takes the latent's.
  */
 export async function encodeSdxlText(c: SdxlClipValue, textG: string, textL = textG, sizes?: SdxlSizes): Promise<ConditioningValue> {
-  const r = await c.text.encodeTokens(tokenizeSdxl(c.tokenizer, textG, textL), { clipSkip: c.clipSkip });
+  const tokens = tokenizeSdxl(c.tokenizer, textG, textL);
+  const r = c.patched?.clipL.isPatched || c.patched?.clipG.isPatched ? await encodePatchedSdxl(c.patched, tokens, c.clipSkip) : await c.text.encodeTokens(tokens, { clipSkip: c.clipSkip });
   const out: ConditioningValue = { context: r.context, contextShape: r.contextShape, pooled: r.pooled, pooledShape: r.pooledShape };
   if (sizes) out.sizes = { ...sizes };
   return out;
@@ -37,7 +39,7 @@ function asSdxl(c: ConditioningValue, side: string): SdxlConditioning {
   if (!c.pooled || !c.pooledShape) {
     throw new Error(`the ${side} conditioning has no SDXL pooled output (the head of y): encode it with the CLIP of an SDXL checkpoint`);
   }
-  if (c.controls?.length) throw new Error(`the ${side} conditioning carries a ControlNet: ControlNets are not supported on SDXL yet`);
+  // ControlNets travel on the conditioning; the eps model feeds each the same y as the UNet.
   const out: SdxlConditioning = { context: c.context, contextShape: c.contextShape, pooled: c.pooled, pooledShape: c.pooledShape };
   if (c.sizes) out.sizes = c.sizes;
   return out;

@@ -4,6 +4,8 @@ import type { CfgFunction } from '../../runtime/sampling/guidance.js';
 import type { ModelSampling } from '../../runtime/sampling/model-sampling.js';
 import type { Conditioning, EpsModel, Latent } from '../../runtime/sampling/types.js';
 import type { PatchedClip, PatchedUnet } from '../../runtime/pipeline/patched-model.js';
+import type { PatchedOpenClip, PatchedSdxlText } from '../../runtime/pipeline/patched-text.js';
+import type { RefinerAdmValues } from '../../runtime/models/families/sdxl-refiner/index.js';
 import type { ClipTokenizer } from '../../runtime/text/index.js';
 
 /**
@@ -25,7 +27,7 @@ export interface LatentValue {
  * how the sampler conditions it (SDXL adds the y vector).
  */
 export interface ModelValue {
-  family: 'sd1' | 'sdxl';
+  family: 'sd1' | 'sdxl' | 'sdxl-refiner';
   unet: PatchedUnet;
   /** Sampler-side patches (e.g. MultiDiffusion), applied in order around the UNet's EpsModel at sampling time. */
   epsWrappers?: readonly EpsModelWrapper[];
@@ -48,9 +50,19 @@ export interface SdxlClipValue {
   tokenizer: ClipTokenizer;
   /** k of CLIPSetLastLayer(-k); SDXL's default is 2, the penultimate layer. */
   clipSkip: number;
+  /** Both encoders with the text-encoder LoRAs applied so far (LoraLoader); absent = unpatched. */
+  patched?: PatchedSdxlText;
 }
 
-export type ClipValue = Sd1ClipValue | SdxlClipValue;
+/** CLIP of an SDXL refiner: OpenCLIP bigG alone (SDXL's tokenizer, only the g list is encoded). */
+export interface RefinerClipValue {
+  family: 'sdxl-refiner';
+  clipG: PatchedOpenClip;
+  tokenizer: ClipTokenizer;
+  clipSkip: number;
+}
+
+export type ClipValue = Sd1ClipValue | SdxlClipValue | RefinerClipValue;
 
 /** CONDITIONING: the sampler's conditioning plus the pooled text embedding. */
 export interface ConditioningValue extends Conditioning {
@@ -59,6 +71,8 @@ export interface ConditioningValue extends Conditioning {
   pooledShape?: [number, number];
   /** CLIPTextEncodeSDXL's size ids; absent ones are derived from the latent at sampling time. */
   sizes?: Partial<SdxlSizes>;
+  /** CLIPTextEncodeSDXLRefiner's values; absent ones come from the latent and the prompt's role at sampling. */
+  refiner?: Partial<RefinerAdmValues>;
 }
 
 /** A sampler-side model patch: wraps the EpsModel the sampler calls (MultiDiffusion). */

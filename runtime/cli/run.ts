@@ -1,8 +1,8 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createCoreRegistry } from '../../nodes/core/index.js';
-import { createRuntimeEnv, type RuntimeEnv } from '../../nodes/env.js';
-import type { NodeRegistry } from '../../nodes/registry.js';
+import { createNodeRegistry } from '../nodes-api/node-set.js';
+import { createRuntimeEnv, type RuntimeEnv } from '../nodes-api/env.js';
+import type { NodeRegistry } from '../nodes-api/registry.js';
 import { Executor, type RunResult } from '../executor/executor.js';
 import type { NodeErrors, PromptError } from '../executor/errors.js';
 import { validatePrompt } from '../executor/validate.js';
@@ -34,7 +34,7 @@ export function cliContext(values: { data?: string; out?: string; models?: strin
   if (values.out) opts.outputDir = resolve(values.out);
   if (values.models) opts.modelRoots = values.models.map((m) => resolve(m));
   const env = createRuntimeEnv(opts);
-  return { env, registry: createCoreRegistry(env) };
+  return { env, registry: createNodeRegistry(env) };
 }
 
 /** Workflows that name the embedded demo model get it generated on first use. */

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { NodeRegistry } from '../../nodes/registry.js';
+import type { NodeRegistry } from '../nodes-api/registry.js';
 import type { ApiPrompt } from '../workflow/api-schema.js';
 import type { EditorWorkflow } from '../workflow/editor-schema.js';
 import { importWorkflow } from '../workflow/import.js';

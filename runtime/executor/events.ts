@@ -1,4 +1,4 @@
-import type { PreviewImage, UiOutput } from '../../nodes/spec.js';
+import type { PreviewImage, UiOutput } from '../nodes-api/spec.js';
 
 /**
  * Executor events. Names and payload fields are ComfyUI's websocket messages, so the server can

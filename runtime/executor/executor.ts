@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { NodeContext, NodeReturn, PreviewImage, UiOutput } from '../../nodes/spec.js';
+import type { NodeContext, NodeReturn, PreviewImage, UiOutput } from '../nodes-api/spec.js';
 import { estimateSize, LruCacheStore, type CacheStats, type SizeOf } from './cache-store.js';
 import { formatValue, InterruptedError } from './errors.js';
 import { ExecutorEvents, type ExecutorEvent, type ExecutorEventMap } from './events.js';

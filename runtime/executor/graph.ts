@@ -1,4 +1,4 @@
-import type { NodeDefinition } from '../../nodes/registry.js';
+import type { NodeDefinition } from '../nodes-api/registry.js';
 import type { ApiPrompt } from '../workflow/api-schema.js';
 
 export interface LinkRef {

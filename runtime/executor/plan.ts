@@ -1,4 +1,4 @@
-import type { UiOutput } from '../../nodes/spec.js';
+import type { UiOutput } from '../nodes-api/spec.js';
 import { computeCacheKeys, evaluateChangeTokens } from './cache-key.js';
 import type { LruCacheStore } from './cache-store.js';
 import { compareIds, reachable, upstreamIds, type ValidatedGraph } from './graph.js';

@@ -1,5 +1,5 @@
-import { resolveComboOptions, type NodeDefinition, type NodeRegistry } from '../../nodes/registry.js';
-import { isWidgetSpec, type ComboInputSpec, type ComboValue } from '../../nodes/spec.js';
+import { resolveComboOptions, type NodeDefinition, type NodeRegistry } from '../nodes-api/registry.js';
+import { isWidgetSpec, type ComboInputSpec, type ComboValue } from '../nodes-api/spec.js';
 import { isLinkValue, parseApiPrompt, type ApiPrompt } from '../workflow/api-schema.js';
 import type { NodeErrors, PromptError } from './errors.js';
 import { checkWidgetValue } from './widget-values.js';

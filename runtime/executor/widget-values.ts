@@ -1,5 +1,5 @@
-import { wireInput } from '../../nodes/registry.js';
-import type { ComboValue, WidgetInputSpec } from '../../nodes/spec.js';
+import { wireInput } from '../nodes-api/registry.js';
+import type { ComboValue, WidgetInputSpec } from '../nodes-api/spec.js';
 import type { PromptError } from './errors.js';
 import type { WidgetValue } from './graph.js';
 

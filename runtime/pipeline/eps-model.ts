@@ -34,14 +34,14 @@ function tile(data: Float32Array, shape: Shape4, batch: number): { data: Float32
 }
 
 /** Sums the strength-scaled residuals of every active ControlNet (chained ControlNets add up, as in ComfyUI). */
-async function controlResiduals(controls: ActiveControl[], x: TensorData, t: TensorData, context: TensorData): Promise<{ outputs: TensorData[]; middle: TensorData } | undefined> {
+async function controlResiduals(controls: ActiveControl[], x: TensorData, t: TensorData, context: TensorData, y?: TensorData): Promise<{ outputs: TensorData[]; middle: TensorData } | undefined> {
   let acc: { outputs: Float32Array[]; middle: Float32Array; dims: { outputs: readonly number[][]; middle: readonly number[] } } | undefined;
   const [B, , h, w] = x.dims as number[];
   for (const c of controls) {
     if (!(c.controlNet instanceof ControlNet)) throw new Error('unsupported ControlNet model object');
     const sized = resizeHint(c.hint, c.hintShape, h! * 8, w! * 8);
     const hint = tile(sized.data, sized.shape, B!);
-    const r = await c.controlNet.residuals(x, t, context, { data: hint.data, dims: hint.shape });
+    const r = await c.controlNet.residuals(x, t, context, { data: hint.data, dims: hint.shape }, y);
     const scale = (a: Float32Array, into?: Float32Array) => {
       const o = into ?? new Float32Array(a.length);
       for (let i = 0; i < a.length; i++) o[i] = o[i]! + a[i]! * c.strength;
@@ -81,9 +81,10 @@ export function unetEpsModel(unet: UnetModel, opts: EpsModelOptions = {}): EpsMo
     const x: TensorData = cond.concat ? withConcat(xIn, shape, cond.concat.data, cond.concat.shape[1]) : { data: xIn, dims: shape };
     const ts = new Float32Array(shape[0]).fill(timestep);
     const context: TensorData = { data: cond.context, dims: cond.contextShape };
+    const y = opts.y?.(cond);
     const cnets = cond.controls.filter((c) => !isT2IControl(c));
     const adapters = cond.controls.filter(isT2IControl);
-    const control = cnets.length ? await controlResiduals(cnets, x, { data: ts, dims: [ts.length] }, context) : undefined;
+    const control = cnets.length ? await controlResiduals(cnets, x, { data: ts, dims: [ts.length] }, context, y) : undefined;
     const callOpts: Parameters<UnetModel['eps']>[3] = {};
     if (control) callOpts.control = control;
     if (adapters.length) {
@@ -91,7 +92,6 @@ export function unetEpsModel(unet: UnetModel, opts: EpsModelOptions = {}): EpsMo
       if (inputControl.size) callOpts.inputControl = inputControl;
     }
     if (opts.overrides) callOpts.overrides = opts.overrides;
-    const y = opts.y?.(cond);
     if (y) callOpts.y = y;
     if (opts.patches?.length) {
       if (cond.sigma === undefined) throw new Error('UNet patches need the step sigma, which this sampler did not pass');

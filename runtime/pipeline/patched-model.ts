@@ -42,7 +42,7 @@ export class AdapterMismatchError extends Error {
   }
 }
 
-type Component = 'unet' | 'clip';
+export type Component = 'unet' | 'clip';
 
 /**
  * Checks every patch and norm of `app` against the weight set, and returns the adapter with an id not
@@ -104,7 +104,7 @@ function touchedKeys(adapters: readonly AdapterApplication[]): Set<string> {
 }
 
 /** Shared by both handle kinds: the lazily merged, memoised override map. */
-abstract class PatchedHandle<Self> {
+export abstract class PatchedHandle<Self> {
   private merged: Map<string, Float32Array> | undefined;
 
   readonly adapters: readonly AppliedAdapter[];

@@ -1,4 +1,4 @@
-import type { UiOutput } from '../../nodes/spec.js';
+import type { UiOutput } from '../nodes-api/spec.js';
 import type { ApiPrompt } from '../workflow/api-schema.js';
 
 /** ComfyUI's queue item: `[number, prompt_id, prompt, extra_data, outputs_to_execute]`. */

@@ -1,8 +1,7 @@
 import { spawn } from 'node:child_process';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createRuntimeEnv } from '../../nodes/env.js';
-import { createCoreRegistry } from '../../nodes/core/index.js';
+import { createRuntimeEnv } from '../nodes-api/env.js';
+import { createNodeRegistry } from '../nodes-api/node-set.js';
 import { ensureDemoModels } from '../models/synthetic/demo.js';
 import type { RedisOptions } from 'ioredis';
 import { applyDeviceSettings, takeDeviceFlag } from '../cli/device-flag.js';
@@ -74,7 +73,7 @@ export async function main(argv: string[]): Promise<number> {
     await checkRedis(farm.redis);
   }
   if (!values['no-demo']) ensureDemoModels(env.folders.modelsDir);
-  const registry = createCoreRegistry(env);
+  const registry = createNodeRegistry(env);
   const server = await startServer({ env, registry, host: values.host, port, accessToken: values.token ?? process.env[TOKEN_ENV], ...(farm ? { farm } : {}) });
   if (farm) console.log(`farm mode: prompts are queued in Redis at ${farm.redis.host}:${farm.redis.port} for \`resflow worker\``);
   const editorUrl = server.accessToken ? `${server.url}/?token=${encodeURIComponent(server.accessToken)}` : `${server.url}/`;
@@ -95,14 +94,4 @@ export async function main(argv: string[]): Promise<number> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   return new Promise<number>(() => {});
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main(process.argv.slice(2)).then(
-    (code) => (process.exitCode = code),
-    (e: unknown) => {
-      console.error(`resflow: ${e instanceof Error ? e.message : String(e)}`);
-      process.exitCode = 1;
-    },
-  );
 }

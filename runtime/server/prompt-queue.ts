@@ -1,4 +1,4 @@
-import type { UiOutput } from '../../nodes/spec.js';
+import type { UiOutput } from '../nodes-api/spec.js';
 import type { ExecutorEvent } from '../executor/events.js';
 import type { Executor, RunResult } from '../executor/executor.js';
 import type { ValidatedGraph } from '../executor/graph.js';

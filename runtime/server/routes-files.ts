@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { access, mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { z } from 'zod';
-import type { RuntimeEnv } from '../../nodes/env.js';
+import type { RuntimeEnv } from '../nodes-api/env.js';
 import { formatBytes, HttpError, parseOr400, queryOf, readBody, sendJson, writeHeaders } from './http.js';
 import { IMAGE_EXTENSIONS, verifyImage } from './image-check.js';
 import { multipartBoundary, parseMultipart } from './multipart.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { freemem, platform, release, totalmem } from 'node:os';
-import type { RuntimeEnv } from '../../nodes/env.js';
-import type { NodeRegistry } from '../../nodes/registry.js';
+import type { RuntimeEnv } from '../nodes-api/env.js';
+import type { NodeRegistry } from '../nodes-api/registry.js';
 import { MODEL_FOLDERS, type ModelFolder } from '../config/model-folders.js';
 import { HttpError, sendJson } from './http.js';
 import type { Router } from './router.js';

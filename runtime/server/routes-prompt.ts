@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import type { NodeRegistry } from '../../nodes/registry.js';
+import type { NodeRegistry } from '../nodes-api/registry.js';
 import { validatePrompt } from '../executor/validate.js';
 import { HttpError, parseOr400, queryOf, readJson, sendEmpty, sendJson } from './http.js';
 import type { ServerQueue } from './server-queue.js';

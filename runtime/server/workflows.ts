@@ -1,6 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { NodeRegistry } from '../../nodes/registry.js';
+import type { NodeRegistry } from '../nodes-api/registry.js';
 import { importWorkflow } from '../workflow/import.js';
 import type { EditorWorkflow } from '../workflow/editor-schema.js';
 import { HttpError } from './http.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import sharp from 'sharp';
 import { WebSocket } from 'ws';
-import type { PreviewImage } from '../../nodes/spec.js';
+import type { PreviewImage } from '../nodes-api/spec.js';
 import type { ExecutorEvent } from '../executor/events.js';
 import type { ServerQueue } from './server-queue.js';
 

@@ -26,9 +26,11 @@ function contentKey(data: Float32Array): string {
   return createHash('sha256').update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).digest('hex').slice(0, 24);
 }
 
-/** Forward graph: inputs x, timesteps, context, target and the trainable tensors; output `loss` = mean((eps − target)²). */
+/**
+ * Forward graph: inputs x, timesteps, context (and `y` for SDXL UNets), target and the trainable tensors;
+ * output `loss` = mean((eps − target)²).
+ */
 export function buildLossGraph(w: WeightSet, cfg: UnetConfig, layout: AdapterLayout, opts: TrainGraphOptions = {}): Graph {
-  if (cfg.admInChannels) throw new Error('ResAdapter training supports SD1.x-style UNets (no label embedding); this UNet has one (SDXL)');
   const lora = new Map(layout.lora.map((m) => [m.module, m]));
   const norms = new Set(layout.norms);
   const scale = layout.alpha / layout.rank;

@@ -1,5 +1,5 @@
-import type { NodeDefinition, NodeRegistry } from '../../nodes/registry.js';
-import { hasControlWidget } from '../../nodes/spec.js';
+import type { NodeDefinition, NodeRegistry } from '../nodes-api/registry.js';
+import { hasControlWidget } from '../nodes-api/spec.js';
 import { isLinkValue, type ApiPrompt } from './api-schema.js';
 import { NODE_MODE, type EditorInput, type EditorLink, type EditorNode, type EditorOutput, type EditorWorkflow } from './editor-schema.js';
 

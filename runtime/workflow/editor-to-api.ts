@@ -1,4 +1,4 @@
-import type { NodeDefinition, NodeRegistry } from '../../nodes/registry.js';
+import type { NodeDefinition, NodeRegistry } from '../nodes-api/registry.js';
 import type { ApiNode, ApiPrompt } from './api-schema.js';
 import { NODE_MODE, type EditorLink, type EditorNode, type EditorWorkflow } from './editor-schema.js';
 import { expandGroupNodes } from './group-nodes.js';

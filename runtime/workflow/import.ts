@@ -1,4 +1,4 @@
-import type { NodeRegistry } from '../../nodes/registry.js';
+import type { NodeRegistry } from '../nodes-api/registry.js';
 import { parseApiPrompt, type ApiPrompt } from './api-schema.js';
 import { apiToEditor } from './api-to-editor.js';
 import { parseEditorWorkflow, type EditorWorkflow } from './editor-schema.js';

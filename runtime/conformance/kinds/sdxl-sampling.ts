@@ -1,4 +1,5 @@
-import { conditioningAdm, sdxlEpsModel, sdxlModelSampling, type SdxlConditioning } from '../../models/sdxl/index.js';
+import { conditioningAdm, sdxlModelSampling, type SdxlConditioning } from '../../models/sdxl/index.js';
+import { sdxlEpsModel } from '../../pipeline/sdxl-eps-model.js';
 import { randnLike } from '../../sampling/torch-rng.js';
 import type { Latent, Shape4 } from '../../sampling/types.js';
 import type { ConformanceCase } from '../case.js';

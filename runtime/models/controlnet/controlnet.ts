@@ -3,6 +3,7 @@ import type { Graph } from '../../graph/ir.js';
 import { compileGraph, type CompiledSession, type TensorData } from '../../graph/session.js';
 import { SafetensorsFile } from '../../safetensors/reader.js';
 import { WeightSet } from '../weights.js';
+import { controlNetDiffusersRenames, DIFFUSERS_CONTROLNET_KEY, renamedView } from './diffusers.js';
 import { type BlockContext, bind, downsample, resBlock, spatialTransformer, timeEmbed, timestepEmbedding } from '../unet/blocks.js';
 import { headsFor, inferUnetConfig, type UnetConfig, type UnetConfigOverrides } from '../unet/config.js';
 
@@ -21,9 +22,14 @@ export function buildControlNetGraph(w: WeightSet, cfg: UnetConfig): Graph {
   const context = g.input('context', 'float32', ['B', 'S', cfg.contextDim]);
   const hintCh = w.shape('input_hint_block.0.weight')[1]!;
   const hint = g.input('hint', 'float32', ['B', hintCh, 'HH', 'HW']);
-  const emb = timeEmbed(c, timestepEmbedding(g, timesteps, cfg.modelChannels));
+  let emb = timeEmbed(c, timestepEmbedding(g, timesteps, cfg.modelChannels));
+  if (cfg.admInChannels) {
+    // SDXL: the ControlNet carries its own label_emb and gets the same y as the UNet.
+    const y = g.input('y', 'float32', ['B', cfg.admInChannels]);
+    const l0 = g.linear(y, bind(c, 'label_emb.0.0.weight'), bind(c, 'label_emb.0.0.bias'));
+    emb = g.add(emb, g.linear(g.silu(l0), bind(c, 'label_emb.0.2.weight'), bind(c, 'label_emb.0.2.bias')));
+  }
   const embAct = g.silu(emb);
-  if (cfg.admInChannels) throw new Error(`${w.file.path}: SDXL ControlNets are not supported yet`);
 
   const hintIdx = w.names()
     .map((n) => /^input_hint_block\.(\d+)\.weight$/.exec(n))
@@ -38,6 +44,7 @@ export function buildControlNetGraph(w: WeightSet, cfg: UnetConfig): Graph {
     });
     if (k < hintIdx.length - 1) gh = g.silu(gh);
   });
+  g.output('hint_embedding', gh);
 
   let h = x;
   cfg.inputBlocks.forEach((blk, i) => {
@@ -65,6 +72,8 @@ export interface ControlResiduals {
   /** One per UNet skip connection, in input-block order. */
   outputs: TensorData[];
   middle: TensorData;
+  /** The hint encoder's output (added to conv_in's), for locating a mismatch. */
+  hintEmbedding?: TensorData;
 }
 
 export class ControlNet {
@@ -81,7 +90,8 @@ export class ControlNet {
 
   /** Loads a ControlNet file with `control_model.` keys or bare keys (both occur in the wild). */
   static async load(path: string, overrides: UnetConfigOverrides = {}): Promise<ControlNet> {
-    const file = SafetensorsFile.open(path);
+    const opened = SafetensorsFile.open(path);
+    const file = opened.has(DIFFUSERS_CONTROLNET_KEY) ? renamedView(opened, controlNetDiffusersRenames(opened)) : opened;
     const prefix = file.has('control_model.input_hint_block.0.weight') ? 'control_model.' : '';
     if (!file.has(`${prefix}input_hint_block.0.weight`)) {
       throw new Error(`${path}: not a ControlNet (no input_hint_block.0.weight under "control_model." or bare keys)`);
@@ -96,10 +106,14 @@ export class ControlNet {
     return new ControlNet(path, cfg, session);
   }
 
-  /** Raw residuals (before strength) for UNet inputs x (already c_in-scaled), timesteps, context and hint [B,3,8h,8w]. */
-  async residuals(x: TensorData, timesteps: TensorData, context: TensorData, hint: TensorData): Promise<ControlResiduals> {
-    const r = await this.session.run({ x, timesteps, context, hint });
+  /**
+   * Raw residuals (before strength) for UNet inputs x (already c_in-scaled), timesteps, context and hint
+   * [B,3,8h,8w]; an SDXL ControlNet also takes the UNet's y.
+   */
+  async residuals(x: TensorData, timesteps: TensorData, context: TensorData, hint: TensorData, y?: TensorData): Promise<ControlResiduals> {
+    if (this.config.admInChannels && !y) throw new Error(`${this.name}: this SDXL ControlNet needs the conditioning's y`);
+    const r = await this.session.run(this.config.admInChannels ? { x, timesteps, context, hint, y: y! } : { x, timesteps, context, hint });
     const outputs = this.config.inputBlocks.map((_, i) => r[`control_${i}`]!);
-    return { outputs, middle: r.control_middle! };
+    return { outputs, middle: r.control_middle!, hintEmbedding: r.hint_embedding! };
   }
 }

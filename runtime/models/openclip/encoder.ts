@@ -25,6 +25,8 @@ export interface OpenClipLoadOptions {
 export interface OpenClipEncodeOptions {
   /** k of CLIPSetLastLayer(-k): 1 = last block, 2 = penultimate (SDXL's default). */
   clipSkip?: number;
+  /** Merged weights (full checkpoint keys) replacing baked ones for this run; each must be patchable. */
+  overrides?: ReadonlyMap<string, Float32Array>;
 }
 
 export interface OpenClipEncoding {
@@ -56,6 +58,7 @@ export function detectOpenClipPrefix(file: SafetensorsFile): string {
 export class OpenClipTextEncoder {
   private readonly sessions: LayerSessions;
   private projection: Float32Array | undefined;
+  private readonly overridable = new Set<string>();
 
   private constructor(
     readonly weights: WeightSet,
@@ -87,7 +90,28 @@ export class OpenClipTextEncoder {
   }
 
   private graph(layer: number, debug: boolean) {
-    return buildOpenClipTextGraph(this.weights, this.config, { layerIndex: layer, layerNormIntermediate: this.layerNormIntermediate, debug });
+    return buildOpenClipTextGraph(this.weights, this.config, { layerIndex: layer, layerNormIntermediate: this.layerNormIntermediate, debug, overridable: this.overridable });
+  }
+
+  /** Whether a full checkpoint key can be replaced per run without compiling a new session. */
+  isPatchable(fullKey: string): boolean {
+    return fullKey.startsWith(this.weights.prefix) && this.overridable.has(fullKey.slice(this.weights.prefix.length));
+  }
+
+  /** Makes more weights replaceable per run (a LoRA's targets); sessions compiled so far are dropped. */
+  addOverridable(fullKeys: Iterable<string>): void {
+    let changed = false;
+    for (const k of fullKeys) {
+      const rel = k.slice(this.weights.prefix.length);
+      if (!k.startsWith(this.weights.prefix) || !this.weights.has(rel)) {
+        throw new Error(`OpenCLIP: cannot patch "${k}": no such weight under "${this.weights.prefix}" in ${this.weights.file.path}`);
+      }
+      if (!this.overridable.has(rel)) {
+        this.overridable.add(rel);
+        changed = true;
+      }
+    }
+    if (changed) this.sessions.clear();
   }
 
   session(clipSkip = 1, debug = false): Promise<CompiledSession> {
@@ -99,8 +123,11 @@ export class OpenClipTextEncoder {
   async run(windows: number[][], opts: OpenClipEncodeOptions & { debug?: boolean } = {}): Promise<Record<string, TensorData>> {
     const S = this.sequenceLength;
     const ids = packWindows(windows, S, this.config.vocabSize, 'OpenCLIP');
+    for (const k of opts.overrides?.keys() ?? []) {
+      if (!this.isPatchable(k)) throw new Error(`OpenCLIP: weight "${k}" is not patchable on this encoder; call addOverridable first`);
+    }
     const session = await this.session(opts.clipSkip ?? 1, opts.debug ?? false);
-    return session.run({ [OPENCLIP_INPUT]: { data: ids, dims: [windows.length, S] } });
+    return session.run({ [OPENCLIP_INPUT]: { data: ids, dims: [windows.length, S] } }, opts.overrides);
   }
 
   /** h @ text_projection for one pooled row; the row itself when the file has no projection. */
@@ -131,7 +158,7 @@ export class OpenClipTextEncoder {
     const batch = [...tokens];
     if (hasWeights || sections === 0) batch.push(this.emptyWindow());
 
-    const out = await this.run(batch, { clipSkip: opts.clipSkip ?? 2 });
+    const out = await this.run(batch, { clipSkip: opts.clipSkip ?? 2, ...(opts.overrides ? { overrides: opts.overrides } : {}) });
     const z = out[OPENCLIP_OUTPUTS.intermediate]!.data as Float32Array;
     const last = out[OPENCLIP_OUTPUTS.last]!.data as Float32Array;
     const p = this.pooledIndex(batch[0]!);

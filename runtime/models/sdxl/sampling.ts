@@ -1,9 +1,7 @@
 import type { TensorData } from '../../graph/session.js';
-import { unetEpsModel, type EpsModelOptions } from '../../pipeline/eps-model.js';
 import { repeatToBatch } from '../../sampling/cfg.js';
 import { ModelSampling, SDXL_LATENT_FORMAT } from '../../sampling/model-sampling.js';
-import type { CondBatch, Conditioning, EpsModel } from '../../sampling/types.js';
-import type { UnetModel } from '../unet/model.js';
+import type { CondBatch, Conditioning } from '../../sampling/types.js';
 import { conditioningAdm, type SdxlTextConditioning } from './conditioning.js';
 
 /** A sampler conditioning that also carries what SDXL's y is built from. */
@@ -52,17 +50,4 @@ export function sdxlAdmProvider(
     });
     return { data: out, dims: [cond.contextShape[0], admInChannels] };
   };
-}
-
-/** The sampler's EpsModel for an SDXL UNet and one positive/negative pair. */
-export function sdxlEpsModel(
-  unet: UnetModel,
-  positive: SdxlConditioning,
-  negative: SdxlConditioning,
-  latentShape: readonly number[],
-  opts: Omit<EpsModelOptions, 'y'> = {},
-): EpsModel {
-  const adm = unet.config.admInChannels;
-  if (!adm) throw new Error('sdxlEpsModel: this UNet has no label embedding (not an SDXL UNet)');
-  return unetEpsModel(unet, { ...opts, y: sdxlAdmProvider(positive, negative, latentShape, adm) });
 }

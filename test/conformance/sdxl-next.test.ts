@@ -1,0 +1,25 @@
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { formatCaseReport, listCases, runConformance } from '../../runtime/conformance/runner.js';
+import { REPO } from '../nodes/helpers.js';
+
+const FOLDER = resolve(REPO, '../shared/conformance-sdxl-next');
+
+/** The cases of the set this branch implements; each must pass every compared tensor. */
+const IMPLEMENTED = ['refiner-clip', 'refiner-unet', 'refiner-unet-odd', 'resadapter-sdxl-train-shapes', 'refiner-samplers', 'refiner-two-stage', 'lora-sdxl-kohya', 'lora-sdxl-peft', 'controlnet-sdxl-unet', 'controlnet-sdxl-samplers'];
+
+describe('ComfyUI conformance (../shared/conformance-sdxl-next)', () => {
+  it('the shared conformance data is present and lists its 12 cases', () => {
+    expect(existsSync(join(FOLDER, 'index.json')), `missing ${FOLDER}`).toBe(true);
+    expect(listCases(FOLDER)).toHaveLength(12);
+  });
+
+  it('the implemented cases pass within their tolerances', async () => {
+    const rep = await runConformance(FOLDER, { only: IMPLEMENTED });
+    expect(rep.cases.map((c) => c.case).sort()).toEqual([...IMPLEMENTED].sort());
+    const failed = rep.cases.filter((c) => !c.pass).map((c) => formatCaseReport(c, false));
+    expect(failed).toEqual([]);
+    for (const c of rep.cases) expect(c.results.length, c.case).toBeGreaterThan(1);
+  });
+});
