@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
-import { createCoreRegistry } from '../../nodes/core/index.js';
-import { createRuntimeEnv } from '../../nodes/env.js';
+import { createNodeRegistry } from '../nodes-api/node-set.js';
+import { createRuntimeEnv } from '../nodes-api/env.js';
 import { startFarmWorker } from '../farm/worker.js';
 import { checkRedis, redisOptions } from '../farm/redis.js';
 import { setSessionThreads } from '../graph/session.js';
@@ -59,7 +59,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
     ...(values.prefix ? { prefix: values.prefix } : {}),
     ...(values.name ? { name: values.name } : {}),
     env,
-    registry: createCoreRegistry(env),
+    registry: createNodeRegistry(env),
     concurrency,
     maxRetries: int('max-retries', values['max-retries'], 0),
     lockDurationMs: int('lock-ms', values['lock-ms'], 1000),

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, parse, relative, resolve } from 'node:path';
 import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
 import type { Redis, RedisOptions } from 'ioredis';
-import type { RuntimeEnv } from '../../nodes/env.js';
+import type { RuntimeEnv } from '../nodes-api/env.js';
 import { ExecutorEvents, type ExecutorEventMap, type ExecutorEventType } from '../executor/events.js';
 import { HistoryStore, type HistoryEntry, type QueueTuple } from '../server/history.js';
 import type { QueuedPrompt } from '../server/prompt-queue.js';

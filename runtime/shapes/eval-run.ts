@@ -6,8 +6,8 @@
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import sharp from 'sharp';
-import type { NodeRegistry } from '../../nodes/registry.js';
-import type { RuntimeEnv } from '../../nodes/env.js';
+import type { NodeRegistry } from '../nodes-api/registry.js';
+import type { RuntimeEnv } from '../nodes-api/env.js';
 import { Executor } from '../executor/executor.js';
 import { validatePrompt } from '../executor/validate.js';
 import { unetUsage } from '../models/unet/model.js';

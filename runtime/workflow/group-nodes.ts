@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import type { NodeRegistry } from '../../nodes/registry.js';
-import type { InputSpec } from '../../nodes/spec.js';
+import type { NodeRegistry } from '../nodes-api/registry.js';
+import type { InputSpec } from '../nodes-api/spec.js';
 import { NODE_MODE, editorNodeSchema, type EditorLink, type EditorNode, type EditorWorkflow } from './editor-schema.js';
 import { orderWidgetValues, type WidgetSlot } from './widget-order.js';
 

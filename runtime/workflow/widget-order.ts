@@ -1,4 +1,4 @@
-import { hasControlWidget, type ComboInputSpec, type InputSpec } from '../../nodes/spec.js';
+import { hasControlWidget, type ComboInputSpec, type InputSpec } from '../nodes-api/spec.js';
 
 /** Values of the editor's seed companion widget, which sits right after its INT in `widgets_values`. */
 export const CONTROL_WIDGET_VALUES: ReadonlySet<string> = new Set(['fixed', 'increment', 'decrement', 'randomize']);
