@@ -24,7 +24,8 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
 
 export function usage(): string {
   const lines = ['usage: resflow <command> [options]', '', 'commands:'];
-  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(12)} ${c.summary}`);
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length)) + 2;
+  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(width)}${c.summary}`);
   lines.push('', "run 'resflow <command> --help' for a command's options");
   return lines.join('\n');
 }
