@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { createRuntimeEnv } from '../../nodes/env.js';
 import { createCoreRegistry } from '../../nodes/core/index.js';
 import { ensureDemoModels } from '../models/synthetic/demo.js';
+import { ensureShapesModel } from '../shapes/provision.js';
 import { startServer } from './server.js';
 
 const HELP = `usage: npm start -- [options]
@@ -54,7 +55,10 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const env = createRuntimeEnv({ dataDir: values['data-dir'], modelRoots: values.models });
-  if (!values['no-demo']) ensureDemoModels(env.folders.modelsDir);
+  if (!values['no-demo']) {
+    ensureDemoModels(env.folders.modelsDir);
+    ensureShapesModel(env.folders.modelsDir);
+  }
   const registry = createCoreRegistry(env);
   const server = await startServer({ env, registry, host: values.host, port });
   const editorUrl = `${server.url}/`;
