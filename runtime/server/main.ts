@@ -7,6 +7,7 @@ import { ensureDemoModels } from '../models/synthetic/demo.js';
 import type { RedisOptions } from 'ioredis';
 import { applyDeviceSettings, takeDeviceFlag } from '../cli/device-flag.js';
 import { checkRedis, redisOptions } from '../farm/redis.js';
+import { ensureShapesModel } from '../shapes/provision.js';
 import { startServer } from './server.js';
 
 const HELP = `usage: npm start -- [options]
@@ -69,7 +70,10 @@ export async function main(argv: string[]): Promise<number> {
     farm = { redis: redisOptions(values.redis), ...(values['farm-prefix'] ? { prefix: values['farm-prefix'] } : {}) };
     await checkRedis(farm.redis);
   }
-  if (!values['no-demo']) ensureDemoModels(env.folders.modelsDir);
+  if (!values['no-demo']) {
+    ensureDemoModels(env.folders.modelsDir);
+    ensureShapesModel(env.folders.modelsDir);
+  }
   const registry = createCoreRegistry(env);
   const server = await startServer({ env, registry, host: values.host, port, ...(farm ? { farm } : {}) });
   if (farm) console.log(`farm mode: prompts are queued in Redis at ${farm.redis.host}:${farm.redis.port} for \`resflow worker\``);
