@@ -127,30 +127,39 @@ export async function runShell(electron: ElectronLike, deps: ShellDeps): Promise
   handle.menu = buildMenuTemplate(send, platform);
   Menu.setApplicationMenu(Menu.buildFromTemplate(handle.menu));
 
-  const win = new BrowserWindow({
-    width: 1440,
-    height: 900,
-    minWidth: 900,
-    minHeight: 600,
-    title: 'ResFlow',
-    show: false,
-    backgroundColor: '#16181d',
-    webPreferences: { contextIsolation: true, nodeIntegration: false, sandbox: true, webSecurity: true, preload: deps.preloadPath, spellcheck: false },
+  /** The editor window; macOS re-creates it from the dock (`activate`) after the last one was closed. */
+  const openWindow = async (): Promise<BrowserWindowLike> => {
+    const win = new BrowserWindow({
+      width: 1440,
+      height: 900,
+      minWidth: 900,
+      minHeight: 600,
+      title: 'ResFlow',
+      show: false,
+      backgroundColor: '#16181d',
+      webPreferences: { contextIsolation: true, nodeIntegration: false, sandbox: true, webSecurity: true, preload: deps.preloadPath, spellcheck: false },
+    });
+    handle.window = win;
+    win.once('ready-to-show', () => win.show());
+    win.on('closed', () => {
+      handle.window = undefined;
+    });
+    // The window only ever shows our editor; links elsewhere open in the user's browser.
+    win.webContents.on('will-navigate', (event, url) => {
+      if (url !== runtime.url && !url.startsWith(`${runtime.url}/`)) event.preventDefault();
+    });
+    win.webContents.setWindowOpenHandler(({ url }) => {
+      if (/^https?:\/\//.test(url) && !url.startsWith(runtime.url)) void shell.openExternal(url);
+      return { action: 'deny' };
+    });
+    await win.loadURL(`${runtime.url}/`);
+    return win;
+  };
+  app.on('activate', () => {
+    if (closing || (handle.window && !handle.window.isDestroyed())) return;
+    void openWindow().catch((e: unknown) => log(`resflow: reopening the window failed: ${String(e)}`));
   });
-  handle.window = win;
-  win.once('ready-to-show', () => win.show());
-  win.on('closed', () => {
-    handle.window = undefined;
-  });
-  // The window only ever shows our editor; links elsewhere open in the user's browser.
-  win.webContents.on('will-navigate', (event, url) => {
-    if (url !== runtime.url && !url.startsWith(`${runtime.url}/`)) event.preventDefault();
-  });
-  win.webContents.setWindowOpenHandler(({ url }) => {
-    if (/^https?:\/\//.test(url) && !url.startsWith(runtime.url)) void shell.openExternal(url);
-    return { action: 'deny' };
-  });
-  await win.loadURL(`${runtime.url}/`);
+  await openWindow();
   return handle;
 }
 

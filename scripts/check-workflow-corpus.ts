@@ -2,20 +2,21 @@
  * How many shared ComfyUI workflows ResFlow opens and validates: every PNG / JSON in a folder (e.g. ComfyUI's
  * own example images), both the editor workflow and the API prompt they embed, with every model name pointed
  * at a local file (demo models: SDXL-looking names at the SDXL demo). Prints one line per file and a total;
- * `--run` also executes each valid prompt at a small size with few steps.
+ * `--run` also executes each valid prompt with at most 2 sampling steps.
  *
  *   npx tsx scripts/check-workflow-corpus.ts <folder> [--run] [--json out.json]
  */
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createCoreRegistry } from '../nodes/core/index.js';
 import { createRuntimeEnv } from '../nodes/env.js';
 import type { NodeRegistry } from '../nodes/registry.js';
 import { Executor } from '../runtime/executor/executor.js';
 import { validatePrompt } from '../runtime/executor/validate.js';
-import { ensureDemoInput, ensureDemoModels } from '../runtime/models/synthetic/demo.js';
+import { DEMO_CHECKPOINT, ensureDemoInput, ensureDemoModels } from '../runtime/models/synthetic/demo.js';
 import type { ApiPrompt } from '../runtime/workflow/api-schema.js';
 import { importWorkflow } from '../runtime/workflow/import.js';
 import { readWorkflowFromPng } from '../runtime/workflow/png.js';
@@ -30,6 +31,18 @@ const dataDir = mkdtempSync(join(tmpdir(), 'resflow-corpus-'));
 const env = createRuntimeEnv({ dataDir });
 ensureDemoModels(env.folders.modelsDir);
 await ensureDemoInput(env.inputDir);
+// One local file of every kind a shared workflow may name: demo files, plus small real-layout ones from the shared data.
+const sharedModels = resolve(fileURLToPath(new URL('..', import.meta.url)), '../shared');
+const stock: Array<[string, string]> = [
+  ['vae', join(env.folders.modelsDir, 'checkpoints', DEMO_CHECKPOINT)],
+  ['upscale_models', join(sharedModels, 'conformance-nodes/models/esrgan-old-x4.safetensors')],
+  ['hypernetworks', join(sharedModels, 'conformance-nodes/models/hypernetwork-a.pt')],
+];
+for (const [kind, file] of stock) {
+  if (!existsSync(file)) continue;
+  mkdirSync(join(env.folders.modelsDir, kind), { recursive: true });
+  copyFileSync(file, join(env.folders.modelsDir, kind, basename(file)));
+}
 const registry = createCoreRegistry(env);
 
 /** Points every file-name combo at an existing choice, the way a user would pick their own files. */
@@ -59,8 +72,8 @@ async function pointAtLocalFiles(prompt: ApiPrompt, reg: NodeRegistry): Promise<
 function shrink(prompt: ApiPrompt): ApiPrompt {
   const out = structuredClone(prompt);
   for (const node of Object.values(out)) {
-    for (const key of ['steps']) if (typeof node.inputs[key] === 'number') node.inputs[key] = Math.min(node.inputs[key] as number, 2);
-    for (const key of ['width', 'height']) if (typeof node.inputs[key] === 'number') node.inputs[key] = Math.min(node.inputs[key] as number, 128);
+    // Sizes stay: area and mask conditioning are laid out in pixels of the original canvas.
+    if (typeof node.inputs.steps === 'number') node.inputs.steps = Math.min(node.inputs.steps, 2);
   }
   return out;
 }
@@ -103,7 +116,7 @@ for (const name of readdirSync(positionals[0]!).sort()) {
     if (source === undefined) continue;
     const row = await check(name, form, source);
     rows.push(row);
-    console.log(`${row.ok ? 'ok  ' : 'FAIL'} ${form.padEnd(6)} ${name}${row.ran === undefined ? '' : row.ran ? ' (ran)' : ' (run failed)'}${row.ok ? '' : `\n       ${row.errors.slice(0, 3).join('\n       ')}`}`);
+    console.log(`${row.ok ? 'ok  ' : 'FAIL'} ${form.padEnd(6)} ${name}${row.ran === undefined ? '' : row.ran ? ' (ran)' : ' (run failed)'}${row.errors.length ? `\n       ${row.errors.slice(0, 3).join('\n       ')}` : ''}`);
   }
 }
 for (const form of ['editor', 'api'] as const) {

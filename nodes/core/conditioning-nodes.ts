@@ -2,6 +2,7 @@ import type { ControlNet } from '../../runtime/models/controlnet/controlnet.js';
 import type { ImageBatch } from '../../runtime/image/image.js';
 import type { ControlNetApplication, Shape4 } from '../../runtime/sampling/types.js';
 import { tokenizeWithWeights } from '../../runtime/text/index.js';
+import { mapEntries } from '../../runtime/sampling/cond-entries.js';
 import type { NodeSpec } from '../spec.js';
 import { encodeSdxlText } from './sdxl-nodes.js';
 import type { ClipValue, ConditioningValue } from './types.js';
@@ -30,8 +31,9 @@ export function imageToHint(img: ImageBatch): { data: Float32Array; shape: Shape
   return { data: out, shape: [b, 3, h, w] };
 }
 
+/** The ControlNet goes onto every entry of the conditioning list, as ComfyUI's apply nodes do. */
 function withControl(cond: ConditioningValue, app: ControlNetApplication): ConditioningValue {
-  return { ...cond, controls: [...(cond.controls ?? []), app] };
+  return mapEntries(cond, (e) => ({ ...e, controls: [...(e.controls ?? []), app] }));
 }
 
 export function conditioningNodes(): NodeSpec[] {
@@ -111,7 +113,9 @@ export function conditioningNodes(): NodeSpec[] {
       execute({ conditioning, control_net, image, strength }) {
         if (Number(strength) === 0) return [conditioning];
         const hint = imageToHint(image as ImageBatch);
-        return [withControl(conditioning as ConditioningValue, { controlNet: control_net as ControlNet, hint: hint.data, hintShape: hint.shape, strength: Number(strength) })];
+        const withNet = withControl(conditioning as ConditioningValue, { controlNet: control_net as ControlNet, hint: hint.data, hintShape: hint.shape, strength: Number(strength) });
+        // As in ComfyUI, the old node's ControlNet also acts on the negative prompt.
+        return [mapEntries(withNet, (e) => ({ ...e, controlApplyToUncond: true }))];
       },
     },
   ];

@@ -1,6 +1,9 @@
 import { existsSync, mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { decodeImage, imageGrid, imageToPng, scaleImage, UPSCALE_METHODS, type ImageBatch, type UpscaleMethod } from '../../runtime/image/image.js';
+import { decodeImage, imageGrid, imageToPng, type ImageBatch } from '../../runtime/image/image.js';
+import { IMAGE_UPSCALE_METHODS, type UpscaleMethodName } from '../../runtime/image/upscale.js';
+import { imageScale } from './image-ops-nodes.js';
+import { loadImageMask } from '../../runtime/image/load-mask.js';
 import { embedWorkflowInPng } from '../../runtime/workflow/png.js';
 import type { RuntimeEnv } from '../env.js';
 import type { NodeSpec } from '../spec.js';
@@ -87,9 +90,13 @@ export function imageNodes(env: RuntimeEnv): NodeSpec[] {
         return existsSync(p) ? statSync(p).mtimeMs : NaN;
       },
       async execute({ image }) {
-        const img = await decodeImage(insideFolder(env.inputDir, String(image), 'image'));
+        const path = insideFolder(env.inputDir, String(image), 'image');
+        const img = await decodeImage(path);
         const [, h, w] = img.shape;
-        return [img, { data: new Float32Array(h * w), shape: [1, h, w] }];
+        // ComfyUI's mask output: 1 - alpha (painted-out areas are 1), zeros without an alpha channel.
+        const alpha = await loadImageMask(path, 'alpha');
+        const mask = alpha.shape[1] === h && alpha.shape[2] === w ? alpha : { data: new Float32Array(h * w), shape: [1, h, w] };
+        return [img, mask];
       },
     },
     {
@@ -131,22 +138,14 @@ export function imageNodes(env: RuntimeEnv): NodeSpec[] {
       inputs: {
         required: {
           image: { type: 'IMAGE' },
-          upscale_method: { type: 'COMBO', options: UPSCALE_METHODS },
+          upscale_method: { type: 'COMBO', options: IMAGE_UPSCALE_METHODS },
           width: { type: 'INT', default: 512, min: 0, max: 16384, step: 1 },
           height: { type: 'INT', default: 512, min: 0, max: 16384, step: 1 },
           crop: { type: 'COMBO', options: ['disabled', 'center'] },
         },
       },
       outputs: [{ type: 'IMAGE' }],
-      async execute({ image, upscale_method, width, height, crop }) {
-        const img = image as ImageBatch;
-        let w = Number(width);
-        let h = Number(height);
-        if (w === 0 && h === 0) return [img];
-        if (w === 0) w = Math.max(1, Math.round((img.shape[2] * h) / img.shape[1]));
-        if (h === 0) h = Math.max(1, Math.round((img.shape[1] * w) / img.shape[2]));
-        return [await scaleImage(img, w, h, upscale_method as UpscaleMethod, crop as 'disabled' | 'center')];
-      },
+      execute: ({ image, upscale_method, width, height, crop }) => [imageScale(image as ImageBatch, upscale_method as UpscaleMethodName, Number(width), Number(height), crop as 'disabled' | 'center')],
     },
     {
       name: 'ImageGrid',

@@ -1,5 +1,5 @@
 import { totalmem } from 'node:os';
-import { resizeNCHW, type ResizeMethod } from '../../runtime/image/resize.js';
+import { commonUpscale, LATENT_UPSCALE_METHODS, latentUpscaleTarget, type UpscaleMethodName } from '../../runtime/image/upscale.js';
 import type { NodeSpec } from '../spec.js';
 import type { LatentValue } from './types.js';
 
@@ -52,7 +52,7 @@ export function latentNodes(): NodeSpec[] {
       inputs: {
         required: {
           samples: { type: 'LATENT' },
-          upscale_method: { type: 'COMBO', options: ['nearest-exact', 'bilinear'] },
+          upscale_method: { type: 'COMBO', options: LATENT_UPSCALE_METHODS },
           width: { type: 'INT', default: 512, min: 0, max: MAX_RESOLUTION, step: 8 },
           height: { type: 'INT', default: 512, min: 0, max: MAX_RESOLUTION, step: 8 },
           crop: { type: 'COMBO', options: ['disabled', 'center'] },
@@ -62,13 +62,11 @@ export function latentNodes(): NodeSpec[] {
       execute({ samples, upscale_method, width, height, crop }) {
         const s = (samples as LatentValue).samples;
         const [, , h0, w0] = s.shape;
-        let w = Math.floor(Number(width) / 8);
-        let h = Math.floor(Number(height) / 8);
-        if (w === 0 && h === 0) return [samples];
-        if (w === 0) w = Math.max(1, Math.round((w0 * h) / h0));
-        if (h === 0) h = Math.max(1, Math.round((h0 * w) / w0));
-        checkTensorFits(`an upscaled ${w * 8}×${h * 8} latent batch of ${s.shape[0]}`, s.shape[0] * s.shape[1] * h * w, 'LatentUpscale');
-        const r = resizeNCHW(s.data, s.shape, h, w, upscale_method as ResizeMethod, crop === 'center');
+        // ComfyUI's sizes: pixels, each given side at least 64, a 0 side keeping the aspect, then //8.
+        const t = latentUpscaleTarget(w0, h0, Number(width), Number(height));
+        if (!t) return [samples];
+        checkTensorFits(`an upscaled ${t.width * 8}×${t.height * 8} latent batch of ${s.shape[0]}`, s.shape[0] * s.shape[1] * t.height * t.width, 'LatentUpscale');
+        const r = commonUpscale(s, t.width, t.height, upscale_method as UpscaleMethodName, crop as 'disabled' | 'center');
         return [{ ...(samples as LatentValue), samples: { data: r.data, shape: r.shape } }];
       },
     },

@@ -1,9 +1,10 @@
 import { statSync } from 'node:fs';
 import { detectFamily } from '../../runtime/models/checkpoint.js';
 import { ControlNet } from '../../runtime/models/controlnet/controlnet.js';
+import { isT2IAdapterFile, T2IAdapter } from '../../runtime/models/t2i/adapter.js';
 import { Vae } from '../../runtime/models/vae/index.js';
-import { loadResAdapter, resolveResAdapterFiles, type ResAdapter } from '../../runtime/adapters/resadapter.js';
-import { applyResAdapter, checkpointKeyShapes, loadLoraForModels } from '../../runtime/pipeline/adapter-loaders.js';
+import { resolveResAdapterFiles, type ResAdapter } from '../../runtime/adapters/resadapter.js';
+import { applyResAdapter, loadLoraForModels } from '../../runtime/pipeline/adapter-loaders.js';
 import { PatchedClip, PatchedUnet } from '../../runtime/pipeline/patched-model.js';
 import { loadSd1 } from '../../runtime/pipeline/sd1-loader.js';
 import { sidecarPath } from '../../runtime/pipeline/sdxl-loader.js';
@@ -142,8 +143,8 @@ export function loaderNodes(env: RuntimeEnv): NodeSpec[] {
       execute({ model, resadapter, alpha, norm_strength }) {
         const m = model as ModelValue;
         const ra = resadapter as Pick<ResAdapter, 'files'>;
-        const adapter = loadResAdapter(ra.files, checkpointKeyShapes(m.unet.base.weights.file));
-        const r = applyResAdapter(m.unet, adapter, Number(alpha), { normStrength: Number(norm_strength) });
+        // The parse is cached by file content: an alpha change reuses it, its LoRA products and the session.
+        const r = applyResAdapter(m.unet, ra.files, Number(alpha), { normStrength: Number(norm_strength) });
         return [{ ...m, unet: r.model }];
       },
     },
@@ -175,7 +176,11 @@ export function loaderNodes(env: RuntimeEnv): NodeSpec[] {
       inputs: { required: { control_net_name: { type: 'COMBO', options: list('controlnet') } } },
       outputs: [{ type: 'CONTROL_NET' }],
       isChanged: ({ control_net_name }) => mtimeOf(env, 'controlnet', control_net_name),
-      execute: async ({ control_net_name }) => [await ControlNet.load(env.folders.resolve('controlnet', String(control_net_name)))],
+      execute: async ({ control_net_name }) => {
+        const path = env.folders.resolve('controlnet', String(control_net_name));
+        // T2I-Adapters share the folder and the node, as in ComfyUI.
+        return [isT2IAdapterFile(SafetensorsFile.open(path)) ? T2IAdapter.load(path) : await ControlNet.load(path)];
+      },
     },
   ];
 }

@@ -1,6 +1,7 @@
 import { totalmem } from 'node:os';
 import sharp from 'sharp';
-import type { Vae } from '../../runtime/models/vae/index.js';
+import { estimateUnetRun } from '../../runtime/models/unet/memory.js';
+import { availableMemoryBytes, decodeWholeOrTiled, type Vae } from '../../runtime/models/vae/index.js';
 import type { ImageBatch } from '../../runtime/image/image.js';
 import { latentPreview } from '../../runtime/sampling/preview.js';
 import { sample, type SampleOptions } from '../../runtime/sampling/sample.js';
@@ -9,6 +10,7 @@ import { SCHEDULER_NAMES } from '../../runtime/sampling/schedulers.js';
 import type { EpsModel, Latent } from '../../runtime/sampling/types.js';
 import type { NodeContext, NodeSpec } from '../spec.js';
 import { sdxlSamplerModel } from './sdxl-nodes.js';
+import { latentSampleOptions } from './latent-ops-nodes.js';
 import type { ConditioningValue, LatentValue, ModelValue } from './types.js';
 
 /** Seeds are 64-bit in ComfyUI; JSON numbers past 2^53 have already lost digits, so round to a bigint. */
@@ -44,27 +46,29 @@ function checkContextWidth(model: ModelValue, cond: ConditioningValue, side: str
 }
 
 /** The UNet as the sampler calls it: SDXL adds each conditioning's y; SD1.x needs nothing more. */
-function samplerModel(a: KSamplerArgs): EpsModel {
-  checkContextWidth(a.model, a.positive, 'positive');
-  checkContextWidth(a.model, a.negative, 'negative');
-  if (a.model.family === 'sdxl') return sdxlSamplerModel(a.model, a.positive, a.negative, a.latent.samples.shape);
-  return a.model.unet.epsModel();
+export function epsModelFor(model: ModelValue, positive: ConditioningValue, negative: ConditioningValue, latentShape: readonly number[], seed?: number | bigint): EpsModel {
+  checkContextWidth(model, positive, 'positive');
+  checkContextWidth(model, negative, 'negative');
+  if (model.family === 'sdxl') return sdxlSamplerModel(model, positive, negative, latentShape, seed);
+  // The seed goes along for patches that draw from torch's global generator after prepare_noise (HyperTile).
+  const latentNumel = latentShape.reduce((a, b) => a * b, 1);
+  return model.unet.epsModel(seed === undefined ? { latentNumel } : { seed, latentNumel });
 }
 
-/**
- * Peak UNet activation bytes per latent pixel and model channel, measured on SD1.5 (768², batch 2 with CFG:
- * ~1 GB above the weights). Used to refuse sizes this machine cannot hold before spending minutes on them.
- */
-const ACTIVATION_BYTES_PER_CHANNEL_PIXEL = 4 * 48;
+function samplerModel(a: KSamplerArgs): EpsModel {
+  return epsModelFor(a.model, a.positive, a.negative, a.latent.samples.shape, a.seed);
+}
 
-function checkActivationsFit(a: KSamplerArgs): void {
+/** Refuses sizes this machine cannot hold before spending minutes on them (see runtime/models/unet/memory.ts). */
+export function checkActivationsFit(a: Pick<KSamplerArgs, 'model' | 'latent' | 'cfg'>): void {
   const [b, , h, w] = a.latent.samples.shape;
   const batch = a.cfg === 1 ? b : 2 * b;
-  const need = batch * a.model.unet.base.config.modelChannels * h * w * ACTIVATION_BYTES_PER_CHANNEL_PIXEL;
-  const available = 0.9 * totalmem() - process.memoryUsage().rss;
+  // From the UNet about to run (its block layout, and its weights unless its session is already open).
+  const need = estimateUnetRun(a.model.unet.base, a.latent.samples.shape, batch).totalBytes;
+  const available = Math.min(availableMemoryBytes(), 0.9 * totalmem() - process.memoryUsage().rss);
   if (need > available) {
     const gb = (x: number) => `${(x / 2 ** 30).toFixed(1)} GiB`;
-    throw new Error(`a ${w * 8}×${h * 8} image (batch ${b}) needs about ${gb(need)} for the UNet's activations; ${gb(Math.max(0, available))} is available. Use a smaller size or batch`);
+    throw new Error(`a ${w * 8}×${h * 8} image (batch ${b}) needs about ${gb(need)} for the UNet's activations (and weights not yet loaded); ${gb(Math.max(0, available))} is available. Use a smaller size or batch`);
   }
 }
 
@@ -85,6 +89,8 @@ export async function runKSampler(a: KSamplerArgs, ctx: NodeContext): Promise<La
     positive: a.positive,
     negative: a.negative,
     signal: ctx.signal,
+    ...latentSampleOptions(a.model, a.latent, a.seed),
+    cfgFunction: a.model.cfgFunction,
     ...a.extra,
     onStep: async (p) => {
       const prev = latentPreview({ data: p.denoised, shape: p.shape }, a.model.sampling.latentFormat);
@@ -183,8 +189,6 @@ export function samplerNodes(): NodeSpec[] {
 
 type Shape4 = [number, number, number, number];
 
-/** Above this many output pixels an untiled decode's attention would need GBs: decode in tiles instead. */
-const AUTO_TILE_PIXELS = 1536 * 1536;
 
 export function vaeNodes(): NodeSpec[] {
   return [
@@ -194,12 +198,13 @@ export function vaeNodes(): NodeSpec[] {
       category: 'latent',
       inputs: { required: { samples: { type: 'LATENT' }, vae: { type: 'VAE' } } },
       outputs: [{ type: 'IMAGE' }],
-      async execute({ samples, vae }) {
-        const v = vae as Vae;
+      async execute({ samples, vae }, ctx) {
         const s = (samples as LatentValue).samples;
-        const z = { data: s.data, shape: [...s.shape] as Shape4 };
-        const pixels = s.shape[2] * s.shape[3] * v.downscale * v.downscale;
-        return [(pixels > AUTO_TILE_PIXELS ? await v.decodeTiled(z) : await v.decode(z)) as ImageBatch];
+        // Whole like ComfyUI; tiles only when it cannot fit, and then the user is told.
+        const { image, plan } = await decodeWholeOrTiled(vae as Vae, { data: s.data, shape: [...s.shape] as Shape4 });
+        if (plan.mode === 'whole') return [image as ImageBatch];
+        ctx.log(plan.reason);
+        return { ui: { text: [plan.reason!] }, result: [image as ImageBatch] };
       },
     },
     {

@@ -47,11 +47,12 @@ function asSdxl(c: ConditioningValue, side: string): SdxlConditioning {
  * The sampler's model for an SDXL MODEL: the patched UNet fed each chunk's own y, built once per run
  * from that conditioning's pooled output and sizes (missing sizes from `latentShape`, as ComfyUI does).
  */
-export function sdxlSamplerModel(model: ModelValue, positive: ConditioningValue, negative: ConditioningValue, latentShape: readonly number[]): EpsModel {
+export function sdxlSamplerModel(model: ModelValue, positive: ConditioningValue, negative: ConditioningValue, latentShape: readonly number[], seed?: number | bigint): EpsModel {
   const adm = model.unet.base.config.admInChannels;
   if (!adm) throw new Error('this SDXL model has no label embedding (y input)');
   const y = sdxlAdmProvider(asSdxl(positive, 'positive'), asSdxl(negative, 'negative'), latentShape, adm);
-  return model.unet.epsModel({ y });
+  const latentNumel = latentShape.reduce((a, b) => a * b, 1);
+  return model.unet.epsModel(seed === undefined ? { y, latentNumel } : { y, seed, latentNumel });
 }
 
 const SIZE = { type: 'INT', default: 1024, min: 0, max: MAX_RESOLUTION } as const;

@@ -1,5 +1,6 @@
 import type { SdxlSizes } from '../../runtime/models/sdxl/adm.js';
 import type { SdxlTextEncoder } from '../../runtime/models/sdxl/conditioning.js';
+import type { CfgFunction } from '../../runtime/sampling/guidance.js';
 import type { ModelSampling } from '../../runtime/sampling/model-sampling.js';
 import type { Conditioning, EpsModel, Latent } from '../../runtime/sampling/types.js';
 import type { PatchedClip, PatchedUnet } from '../../runtime/pipeline/patched-model.js';
@@ -15,6 +16,8 @@ export interface LatentValue {
   samples: Latent;
   /** Per-item index for batches split from a larger one (ComfyUI's batch_index). */
   batchIndex?: number[];
+  /** Only where this is 1 does the sampler change the latent ([B, 1, H, W], any resolution; SetLatentNoiseMask). */
+  noiseMask?: { data: Float32Array; shape: [number, number, number, number] };
 }
 
 /**
@@ -27,6 +30,8 @@ export interface ModelValue {
   /** Sampler-side patches (e.g. MultiDiffusion), applied in order around the UNet's EpsModel at sampling time. */
   epsWrappers?: readonly EpsModelWrapper[];
   sampling: ModelSampling;
+  /** A CFG replacement patched onto the model (RescaleCFG), ComfyUI's sampler_cfg_function. */
+  cfgFunction?: CfgFunction;
 }
 
 /** CLIP of an SD1.x checkpoint: the text encoder handle (adapters, clip skip) and its tokenizer. */

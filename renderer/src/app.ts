@@ -1,4 +1,5 @@
-import { LGraphCanvas, type LGraphNode } from '@comfyorg/litegraph';
+import { LGraphCanvas, LiteGraph, type LGraphNode } from '@comfyorg/litegraph';
+import { searchNodes } from './search.js';
 import { editorToApi } from '../../runtime/workflow/editor-to-api.js';
 import type { EditorWorkflow } from '../../runtime/workflow/editor-schema.js';
 import { ApiClient } from './api.js';
@@ -19,6 +20,10 @@ import { Toolbar } from './toolbar.js';
 import { missingNodeTypes, registerFrontendNodes } from './frontend-nodes.js';
 import type { MultilineWidget } from './widgets.js';
 import { GraphView } from './view.js';
+import { ImageViewer } from './image-viewer.js';
+import { MODEL_DRAG_TYPE, ModelsPanel, type ModelTarget } from './models-panel.js';
+import { WorkflowsPanel } from './workflows-panel.js';
+import { button } from './dom.js';
 
 export interface AppElements {
   canvas: HTMLCanvasElement;
@@ -27,6 +32,9 @@ export interface AppElements {
   queue: HTMLElement;
   errors: HTMLElement;
   livePreview?: HTMLElement;
+  tabs?: HTMLElement;
+  workflows?: HTMLElement;
+  models?: HTMLElement;
 }
 
 function newClientId(): string {
@@ -45,6 +53,9 @@ export class EditorApp {
   readonly store: UndoableStore<GraphModel>;
   readonly exec: ExecutionView;
   readonly session = new SessionStore();
+  readonly viewer = new ImageViewer();
+  workflowsPanel?: WorkflowsPanel;
+  modelsPanel?: ModelsPanel;
   private readonly toolbar: Toolbar;
   private readonly queuePanel: QueuePanel;
   private name = 'workflow';
@@ -88,6 +99,9 @@ export class EditorApp {
     });
     this.queuePanel = new QueuePanel(elements.queue, api, (wf) => this.loadWorkflow(wf, 'load from history'));
     new LibraryPanel(elements.library, lib, (type) => this.view.addNodeAtCenter(type));
+    this.bindSidePanels(elements);
+    this.bindCanvasSearch();
+    this.bindImageViewer(elements.queue);
 
     this.view.onWorkflowChanged((workflow) => this.store.commit('edit', toModel(workflow, lib)));
     this.store.subscribe((state, change) => {
@@ -145,10 +159,11 @@ export class EditorApp {
   }
 
   /** Replaces the canvas with `workflow`, as one undoable step unless it starts the session. */
-  loadWorkflow(workflow: EditorWorkflow, label = 'load', name?: string, undoable = true, fit = true): void {
+  loadWorkflow(workflow: EditorWorkflow, label = 'load', name?: string, undoable = true, fit = true, relayout = false): void {
     const missing = missingNodeTypes(workflow.nodes.map((n) => n.type), this.lib);
     if (missing.length > 0) toast(`This workflow uses node types ResFlow does not have: ${missing.join(', ')}. They are kept but cannot run.`, 'error');
     this.view.load(workflow);
+    if (relayout) this.view.relayoutColumns();
     if (fit) this.view.fitToContent();
     if (name) {
       this.name = name;
@@ -195,7 +210,8 @@ export class EditorApp {
       this.exec.showValidationErrors(result.error, result.nodeErrors);
       return;
     }
-    this.exec.clearAllErrors();
+    if (Object.keys(result.nodeErrors).length > 0) this.exec.acceptedWithErrors(result.promptId, result.nodeErrors);
+    else this.exec.clearAllErrors();
     toast(`Queued ${result.promptId.slice(0, 8)}`, 'success', 1500);
     if (applyControlsAfterQueue(this.view.nodes())) {
       this.view.redraw();
@@ -221,7 +237,7 @@ export class EditorApp {
   async openFile(name: string, data: ArrayBuffer): Promise<void> {
     try {
       const loaded = await loadWorkflowFile(name, data, this.lib);
-      this.loadWorkflow(loaded.workflow, `open ${name}`, name.replace(/\.(json|png)$/i, ''));
+      this.loadWorkflow(loaded.workflow, `open ${name}`, name.replace(/\.(json|png)$/i, ''), true, true, loaded.format === 'api');
       toast(`Loaded ${name}${loaded.format === 'api' ? ' (API prompt, laid out automatically)' : ''}`, 'success');
     } catch (e) {
       toast(`Could not load ${name}: ${(e as Error).message}`, 'error');
@@ -269,6 +285,93 @@ export class EditorApp {
     img.onload = () => this.view.redraw();
     img.src = url;
     runState(node).images = [img];
+  }
+
+  /** Nodes, Workflows and Models share the left sidebar as tabs. */
+  private bindSidePanels(elements: AppElements): void {
+    if (!elements.tabs || !elements.workflows || !elements.models) return;
+    this.workflowsPanel = new WorkflowsPanel(elements.workflows, {
+      openFile: (name, data) => this.openFile(name, data),
+      openWorkflow: (wf, name) => this.loadWorkflow(wf, `open ${name}`, name),
+      current: () => ({ workflow: this.currentWorkflow(), name: this.name }),
+    });
+    this.modelsPanel = new ModelsPanel(elements.models, this.lib.info, (target) => this.addModelNode(target));
+    const pages = { nodes: elements.library, workflows: elements.workflows, models: elements.models };
+    const tabs = Object.entries(pages).map(([key, page]) => {
+      const tab = button(key[0]!.toUpperCase() + key.slice(1), () => {
+        for (const [k, p] of Object.entries(pages)) p.hidden = k !== key;
+        for (const t of tabs) t.classList.toggle('active', t === tab);
+        if (key === 'workflows') void this.workflowsPanel!.refresh();
+        if (key === 'models') void this.modelsPanel!.refresh();
+      }, { 'data-tab': key, class: key === 'nodes' ? 'active' : '' });
+      return tab;
+    });
+    elements.tabs.replaceChildren(...tabs);
+    const canvas = this.view.element;
+    canvas.addEventListener('dragover', (e) => {
+      if (![...(e.dataTransfer?.types ?? [])].includes(MODEL_DRAG_TYPE)) return;
+      e.preventDefault();
+      e.dataTransfer!.dropEffect = 'copy';
+    });
+    canvas.addEventListener('drop', (e) => {
+      const raw = e.dataTransfer?.getData(MODEL_DRAG_TYPE);
+      if (!raw) return;
+      e.preventDefault();
+      this.addModelNode(JSON.parse(raw) as ModelTarget, { clientX: e.clientX, clientY: e.clientY });
+    });
+  }
+
+  /**
+   * litegraph's double-click search box ranks with the library's search (display names, aliases, typos);
+   * a search opened by releasing a link keeps only nodes with a matching slot type.
+   */
+  private bindCanvasSearch(): void {
+    const entries = this.lib.names().map((name) => {
+      const def = this.lib.get(name)!;
+      return { name, display: def.displayName, category: def.spec.category, description: def.spec.description ?? '' };
+    });
+    const canvas = this.view.canvas as unknown as { onSearchBox?: (helper: HTMLElement, str: string) => string[]; search_box?: HTMLElement };
+    canvas.onSearchBox = (_helper, str) => {
+      const slotFilter = (cls: string, table: Record<string, { nodes?: string[] } | undefined>) => {
+        const value = canvas.search_box?.querySelector<HTMLSelectElement>(cls)?.value;
+        return value ? new Set(table[value]?.nodes ?? []) : undefined;
+      };
+      const registry = LiteGraph as unknown as { registered_slot_in_types: Record<string, { nodes?: string[] }>; registered_slot_out_types: Record<string, { nodes?: string[] }> };
+      const ins = slotFilter('.slot_in_type_filter', registry.registered_slot_in_types);
+      const outs = slotFilter('.slot_out_type_filter', registry.registered_slot_out_types);
+      return searchNodes(entries, str, 30)
+        .map((e) => e.name)
+        .filter((n) => (!ins || ins.has(n)) && (!outs || outs.has(n)));
+    };
+  }
+
+  /** Creates the node that loads a model file, with the file selected. */
+  addModelNode(target: ModelTarget, at?: { clientX: number; clientY: number }): void {
+    const node = this.view.addNodeAtCenter(target.nodeType, at);
+    if (!node) return void toast(`No node type ${target.nodeType}`, 'error');
+    const widget = node.widgets?.find((w: { name: string }) => w.name === target.input);
+    if (widget) widget.value = target.value;
+    this.view.redraw();
+    this.view.scheduleCheck();
+  }
+
+  /** Output images open in the viewer: thumbnails in the history, and images on nodes (double click). */
+  private bindImageViewer(queue: HTMLElement): void {
+    queue.addEventListener('click', (e) => {
+      const thumb = (e.target as HTMLElement).closest('.history-thumb') as HTMLImageElement | null;
+      if (!thumb) return;
+      const all = Array.from(thumb.closest('.history-item')?.querySelectorAll<HTMLImageElement>('.history-thumb') ?? []);
+      this.viewer.open(all.map((img) => ({ src: img.src, label: img.alt })), all.indexOf(thumb));
+    });
+    this.view.canvas.onNodeDblClicked = (node: LGraphNode) => {
+      // Saved outputs only (served by /view), not the sampler's live preview.
+      const outputs = (id: string) => this.exec.nodeImages(id).filter((src) => src.includes('/view?'));
+      const own = outputs(String(node.id));
+      if (own.length === 0) return;
+      const images = this.view.nodes().flatMap((n) => outputs(String(n.id)).map((src) => ({ src, label: `${n.title} #${n.id}` })));
+      const first = images.findIndex((i) => i.src === own[0]);
+      this.viewer.open(images, Math.max(0, first));
+    };
   }
 
   private bindKeys(): void {

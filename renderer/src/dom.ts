@@ -23,16 +23,25 @@ export function button(label: string, onClick: () => void, props: Record<string,
 
 export type ToastKind = 'info' | 'error' | 'success';
 
-/** Short-lived messages in the corner; errors stay until clicked. */
-export function toast(message: string, kind: ToastKind = 'info', ms = 4000): HTMLElement {
+/** How long toasts stay: errors longer (they matter more), but nothing stays on screen forever. */
+export const TOAST_MS: Record<ToastKind, number> = { info: 4000, success: 4000, error: 12000 };
+
+/** Messages in the corner: each closes on click or with its × button, and expires on its own. */
+export function toast(message: string, kind: ToastKind = 'info', ms = TOAST_MS[kind]): HTMLElement {
   let host = document.getElementById('toasts');
   if (!host) {
     host = el('div', { id: 'toasts' });
     document.body.append(host);
   }
-  const item = el('div', { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : 'status', text: message });
+  const close = el('button', { type: 'button', class: 'toast-close', 'aria-label': 'Close', text: '×' });
+  const item = el('div', { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : 'status' }, [el('span', { class: 'toast-text', text: message }), close]);
   item.addEventListener('click', () => item.remove());
   host.append(item);
-  if (kind !== 'error') setTimeout(() => item.remove(), ms);
+  setTimeout(() => item.remove(), ms);
   return item;
+}
+
+/** Removes the toasts of one kind (errors, once a later run succeeded). */
+export function clearToasts(kind: ToastKind): void {
+  document.querySelectorAll(`#toasts .toast-${kind}`).forEach((t) => t.remove());
 }

@@ -1,7 +1,7 @@
 import type { LGraphNode } from '@comfyorg/litegraph';
 import type { NodeErrors, PromptError } from '../../runtime/executor/errors.js';
 import type { ApiClient, ImageRef } from './api.js';
-import { el, toast } from './dom.js';
+import { clearToasts, el, toast } from './dom.js';
 import { ensureImageRoom, runState } from './node-types.js';
 import type { ServerMessage } from './socket.js';
 import type { GraphView } from './view.js';
@@ -23,6 +23,8 @@ export class ExecutionView {
   private readonly images = new Map<string, ImageRef[]>();
   private readonly errors = new Map<string, string[]>();
   private preview?: { node: string; url: string };
+  /** Node errors the server reported when it accepted a prompt (outputs it will skip), by prompt id. */
+  private readonly accepted = new Map<string, { error: PromptError; nodeErrors: NodeErrors }>();
   private executing?: string;
   private readonly listeners = new Set<(status: RunStatus) => void>();
   status: RunStatus = { value: 0, max: 0 };
@@ -53,10 +55,13 @@ export class ExecutionView {
 
   handle(msg: ServerMessage): void {
     switch (msg.type) {
-      case 'execution_start':
+      case 'execution_start': {
         this.clearRuntimeErrors();
+        const partial = this.accepted.get(msg.data.prompt_id);
+        if (partial) this.showValidationErrors(partial.error, partial.nodeErrors, false);
         this.setStatus({ promptId: msg.data.prompt_id, value: 0, max: 0 });
         break;
+      }
       case 'executing':
         this.setExecuting(msg.data.node ?? undefined);
         if (msg.data.node === null) this.setStatus({ value: 0, max: 0 });
@@ -90,15 +95,39 @@ export class ExecutionView {
       case 'execution_interrupted':
         toast('Run interrupted', 'info');
         break;
-      case 'execution_success':
+      case 'execution_success': {
+        // A clean run clears what earlier runs left on screen; a partial one keeps its skipped nodes shown.
+        const partial = this.accepted.get(msg.data.prompt_id);
+        this.accepted.delete(msg.data.prompt_id);
+        if (!partial) {
+          this.clearAllErrors();
+          clearToasts('error');
+        }
         break;
+      }
       default:
         break;
     }
   }
 
+  /**
+   * A prompt the server accepted although some nodes are invalid (their outputs are skipped, as in
+   * ComfyUI): flag those nodes now and again when the prompt starts, so "done" never hides them.
+   */
+  acceptedWithErrors(promptId: string, nodeErrors: NodeErrors): void {
+    const count = Object.keys(nodeErrors).length;
+    const error: PromptError = {
+      type: 'prompt_outputs_failed_validation',
+      message: `${count} node${count === 1 ? '' : 's'} failed validation; the outputs depending on them are skipped`,
+      details: '',
+      extra_info: {},
+    };
+    this.accepted.set(promptId, { error, nodeErrors });
+    this.showValidationErrors(error, nodeErrors);
+  }
+
   /** Shows `POST /prompt` validation errors on the nodes they concern. */
-  showValidationErrors(error: PromptError, nodeErrors: NodeErrors): void {
+  showValidationErrors(error: PromptError, nodeErrors: NodeErrors, notify = true): void {
     this.clearAllErrors();
     const lines: string[] = [];
     for (const [id, info] of Object.entries(nodeErrors)) {
@@ -111,7 +140,7 @@ export class ExecutionView {
     }
     if (lines.length === 0) lines.push(error.details || error.message);
     this.showPanel(error.message, lines);
-    toast(error.message, 'error');
+    if (notify) toast(error.message, 'error');
   }
 
   clearAllErrors(): void {

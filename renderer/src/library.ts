@@ -1,18 +1,8 @@
 import type { NodeLibrary } from './defs.js';
 import { el } from './dom.js';
+import { searchNodes, type SearchEntry } from './search.js';
 
-interface Entry {
-  name: string;
-  display: string;
-  category: string;
-  haystack: string;
-}
-
-/** Every term must appear somewhere in the node's name, title, category or description. */
-export function matches(entry: { haystack: string }, query: string): boolean {
-  const terms = query.toLowerCase().split(/\s+/).filter(Boolean);
-  return terms.every((t) => entry.haystack.includes(t));
-}
+type Entry = SearchEntry;
 
 /**
  * The node library sidebar: a search box over all node types and a category tree built from
@@ -35,7 +25,7 @@ export class LibraryPanel {
         name,
         display: def.displayName,
         category,
-        haystack: `${name} ${def.displayName} ${category} ${def.spec.description ?? ''}`.toLowerCase(),
+        description: def.spec.description ?? '',
       };
     });
     this.search = el('input', { type: 'search', placeholder: 'Search nodes…', 'aria-label': 'Search nodes', class: 'library-search' });
@@ -62,7 +52,7 @@ export class LibraryPanel {
   private render(): void {
     const query = this.search.value.trim();
     if (query) {
-      const found = this.entries.filter((e) => matches(e, query));
+      const found = searchNodes(this.entries, query);
       this.list.replaceChildren(...(found.length ? found.map((e) => this.item(e)) : [el('p', { class: 'muted', text: 'No matching nodes.' })]));
       return;
     }

@@ -17,6 +17,9 @@ async function boot(): Promise<void> {
     canvas: required<HTMLCanvasElement>('graph'),
     toolbar: required('toolbar'),
     library: required('library'),
+    tabs: required('left-tabs'),
+    workflows: required('workflows'),
+    models: required('models'),
     queue: required('queue'),
     errors: required('errors'),
     livePreview: document.getElementById('live-preview') ?? undefined,
@@ -60,6 +63,11 @@ async function boot(): Promise<void> {
       const node = app.view.nodeById(id);
       return node ? { has_errors: Boolean(node.has_errors), messages: [...((node as { resflow?: { errors: string[] } }).resflow?.errors ?? [])] } : undefined;
     },
+    viewerOpen: () => app.viewer.isOpen,
+    scale: () => app.view.canvas.ds.scale,
+    readableScale: () => app.view.readableScale(),
+    /** Screen boxes of all nodes (title bar included), in graph units. */
+    nodeBoxes: () => app.view.nodes().map((n) => ({ id: String(n.id), x: n.pos[0], y: n.pos[1] - 30, w: n.size[0], h: n.size[1] + 30 })),
     ready: true,
   };
   (window as unknown as { resflow: typeof debug }).resflow = debug;

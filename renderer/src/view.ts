@@ -2,6 +2,9 @@ import { LGraph, LGraphCanvas, LiteGraph, type LGraphNode } from '@comfyorg/lite
 import type { EditorWorkflow } from '../../runtime/workflow/editor-schema.js';
 import type { Viewport } from './model.js';
 
+/** Node titles and widget text never start smaller than this on screen. */
+export const MIN_TEXT_PX = 11;
+
 /**
  * The litegraph canvas. It is a view: the document lives in the store, and this class only loads a
  * workflow into litegraph and reports, after each user gesture, the workflow litegraph now shows.
@@ -83,8 +86,22 @@ export class GraphView {
     this.canvas.setDirty(true, true);
   }
 
-  /** Zooms and pans so every node is visible (never zooming in past 100%). */
-  fitToContent(): void {
+  /**
+   * The smallest zoom at which node titles and widget text are still at least 11 CSS pixels tall
+   * (litegraph draws widget text at 12 px and titles at 14 px at scale 1).
+   */
+  readableScale(): number {
+    const px = (font: string, fallback: number) => Number(/(\d+(?:\.\d+)?)px/.exec(font)?.[1] ?? fallback);
+    const smallest = Math.min(px(this.canvas.title_text_font, 14), px(this.canvas.inner_text_font, 12));
+    return Math.min(1, MIN_TEXT_PX / smallest);
+  }
+
+  /**
+   * Zooms and pans so every node is visible, but never below the readable scale and never past 100%:
+   * a graph too large for the window starts at its top-left corner (where loaders are) and is panned
+   * (drag the background) rather than shrunk into unreadable text. A smaller `minScale` shows it all.
+   */
+  fitToContent(minScale = this.readableScale()): void {
     const nodes = this.nodes();
     if (nodes.length === 0) return;
     let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
@@ -96,10 +113,42 @@ export class GraphView {
     }
     const rect = this.element.getBoundingClientRect();
     const margin = 40;
-    const scale = Math.min(1, (rect.width - 2 * margin) / (x1 - x0), (rect.height - 2 * margin) / (y1 - y0));
-    this.canvas.ds.scale = Math.max(0.1, scale);
-    this.canvas.ds.offset = [(rect.width / scale - (x1 - x0)) / 2 - x0, (rect.height / scale - (y1 - y0)) / 2 - y0];
+    const fit = Math.min(1, (rect.width - 2 * margin) / (x1 - x0), (rect.height - 2 * margin) / (y1 - y0));
+    const scale = Math.max(minScale, fit);
+    this.canvas.ds.scale = scale;
+    // Centred along an axis that fits; otherwise the graph's start sits at the margin.
+    const along = (view: number, lo: number, hi: number) => (view / scale >= hi - lo + (2 * margin) / scale ? (view / scale - (hi - lo)) / 2 - lo : margin / scale - lo);
+    this.canvas.ds.offset = [along(rect.width, x0, x1), along(rect.height, y0, y1)];
     this.canvas.setDirty(true, true);
+  }
+
+  /**
+   * Re-stacks an automatically laid out graph with the sizes litegraph actually gave the nodes (which
+   * grow to fit their widgets): nodes keep their columns and order, columns are spaced by their widest
+   * node, so no two nodes overlap. Used for API-format imports, which carry no positions of their own.
+   */
+  relayoutColumns(gap = 40): void {
+    const nodes = this.nodes();
+    if (nodes.length === 0) return;
+    const columns = new Map<number, LGraphNode[]>();
+    for (const n of nodes) {
+      const key = Math.round(n.pos[0]);
+      columns.set(key, [...(columns.get(key) ?? []), n]);
+    }
+    const title = LiteGraph.NODE_TITLE_HEIGHT;
+    let x = Math.min(...columns.keys());
+    const top = Math.min(...nodes.map((n) => n.pos[1]));
+    for (const key of [...columns.keys()].sort((a, b) => a - b)) {
+      const column = columns.get(key)!.sort((a, b) => a.pos[1] - b.pos[1]);
+      let y = top;
+      for (const n of column) {
+        n.pos = [x, y];
+        y += n.size[1] + title + gap;
+      }
+      x += Math.max(...column.map((n) => n.size[0])) + gap;
+    }
+    this.canvas.setDirty(true, true);
+    this.scheduleCheck();
   }
 
   viewport(): Viewport {
@@ -134,12 +183,13 @@ export class GraphView {
     this.canvas.setDirty(true, true);
   }
 
-  /** Adds a node of `type` at the centre of the view (the library's click-to-add). */
-  addNodeAtCenter(type: string): LGraphNode | undefined {
+  /** Adds a node of `type` at the centre of the view (the library's click-to-add), or centred on a page point. */
+  addNodeAtCenter(type: string, at?: { clientX: number; clientY: number }): LGraphNode | undefined {
     const node = LiteGraph.createNode(type);
     if (!node) return undefined;
     const rect = this.element.getBoundingClientRect();
-    const [x, y] = this.canvas.ds.convertCanvasToOffset([rect.width / 2, rect.height / 2]);
+    const point: [number, number] = at ? [at.clientX - rect.left, at.clientY - rect.top] : [rect.width / 2, rect.height / 2];
+    const [x, y] = this.canvas.ds.convertCanvasToOffset(point);
     node.pos = [x - node.size[0] / 2, y - node.size[1] / 2];
     this.graph.add(node);
     this.canvas.selectNodes([node]);

@@ -2,7 +2,8 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { validatePrompt } from '../executor/validate.js';
 import { apiToEditor } from '../workflow/api-to-editor.js';
-import { cliContext, ensureDemoIfReferenced, formatValidation } from './run.js';
+import { cliContext, type CliContext, ensureDemoIfReferenced, formatValidation, partialError } from './run.js';
+import { suggest } from './suggest.js';
 import { shapesDemo } from './shapes-demo.js';
 import { applyOverrides, CliUsageError, InvalidWorkflowError, loadWorkflowFile } from './workflow-io.js';
 
@@ -32,13 +33,16 @@ export async function validateCommand(argv: string[]): Promise<number> {
   return guard(async () => {
     const ctx = cliContext(values);
     const wf = loadWorkflowFile(positionals[0]!, ctx.registry);
-    const prompt = applyOverrides(wf.prompt, values.set ?? []);
+    const prompt = applyOverrides(wf.prompt, values.set ?? [], ctx.registry);
     await ensureDemoIfReferenced(prompt, ctx.env);
     const v = await validatePrompt(prompt, ctx.registry);
-    if (values.json) console.log(JSON.stringify(v.ok ? { ok: true, outputs: v.outputs, node_errors: v.node_errors } : { ok: false, error: v.error, node_errors: v.node_errors }, null, 1));
-    else if (v.ok) console.log(`valid: ${Object.keys(prompt).length} nodes, outputs ${v.outputs.join(', ')}`);
-    else console.error(formatValidation(v.error, v.node_errors, prompt));
-    return v.ok ? 0 : 2;
+    // Any node error makes the workflow invalid here, even when other outputs could still run (`run --partial`).
+    const clean = v.ok && Object.keys(v.node_errors).length === 0;
+    const error = v.ok ? partialError(v.node_errors) : v.error;
+    if (values.json) console.log(JSON.stringify(clean ? { ok: true, outputs: v.ok ? v.outputs : [], node_errors: {} } : { ok: false, error, node_errors: v.node_errors, ...(v.ok ? { runnable_outputs: v.outputs } : {}) }, null, 1));
+    else if (clean && v.ok) console.log(`valid: ${Object.keys(prompt).length} nodes, outputs ${v.outputs.join(', ')}`);
+    else console.error(formatValidation(error, v.node_errors, prompt));
+    return clean ? 0 : 2;
   });
 }
 
@@ -50,11 +54,8 @@ export async function nodesCommand(argv: string[]): Promise<number> {
   }
   const ctx = cliContext(values);
   if (positionals.length) {
-    const name = positionals[0]!;
-    if (!ctx.registry.has(name)) {
-      console.error(`unknown node type "${name}"`);
-      return 2;
-    }
+    const name = resolveNodeName(ctx.registry, positionals[0]!);
+    if (!name) return 2;
     const info = await ctx.registry.nodeInfo(name);
     if (values.json) {
       console.log(JSON.stringify(info, null, 1));
@@ -83,10 +84,27 @@ export async function nodesCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** Exact, then case-insensitive (class names, aliases, display names); otherwise an error with suggestions. */
+function resolveNodeName(registry: CliContext['registry'], wanted: string): string | undefined {
+  if (registry.has(wanted)) return wanted;
+  const names = [...registry.names(), ...Object.keys(registry.aliases())];
+  const byLower = new Map<string, string>();
+  for (const n of names) byLower.set(n.toLowerCase(), n);
+  for (const n of registry.names()) {
+    const display = registry.get(n)!.displayName.toLowerCase();
+    if (!byLower.has(display)) byLower.set(display, n);
+  }
+  const hit = byLower.get(wanted.toLowerCase()) ?? byLower.get(wanted.toLowerCase().replace(/[\s_-]+/g, ''));
+  if (hit) return hit;
+  const close = suggest(wanted, names, 5);
+  console.error(`unknown node type "${wanted}"${close.length ? `; did you mean: ${close.join(', ')}?` : ''}\n(run 'resflow nodes' for the full list)`);
+  return undefined;
+}
+
 export async function convertCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...COMMON_OPTS, to: { type: 'string' }, output: { type: 'string', short: 'o' } } });
   if (values.help || positionals.length !== 1 || (values.to && !['api', 'editor'].includes(values.to))) {
-    console.log('resflow convert <workflow.json|.png> --to api|editor [-o out.json]\nConverts between the editor (litegraph) format and the API prompt format.');
+    console.log('resflow convert <workflow.json|.png> [--to api|editor] [-o out.json]\nConverts between the editor (litegraph) format and the API prompt format; without --to, to the other one.');
     return values.help ? 0 : 2;
   }
   return guard(async () => {

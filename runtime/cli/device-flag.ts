@@ -25,7 +25,12 @@ export function takeDeviceFlag(argv: readonly string[]): { argv: string[]; devic
   return device === undefined ? { argv: rest } : { argv: rest, device };
 }
 
+let flagged: Device | undefined;
+
 export function applyDeviceSettings(dataDir: string, flag: Device | undefined): void {
+  // `resflow serve --device x` reaches the server's own start-up after the CLI took the flag: it still wins.
+  flag = flag ?? flagged;
+  flagged = flag;
   const config = loadConfig(dataDir);
   setDevicePolicy({
     ...(config.device ? { device: config.device } : {}),

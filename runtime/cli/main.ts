@@ -1,9 +1,11 @@
+import { cacheCommand } from './cache.js';
 import { conformanceCommand } from './conformance.js';
 import { convertCommand, demoCommand, nodesCommand, validateCommand } from './commands.js';
 import { applyDeviceSettings, takeDeviceFlag } from './device-flag.js';
 import { evalResolutionCommand } from './eval-resolution.js';
 import { runCommand } from './run.js';
 import { workerCommand } from './worker.js';
+import { serveCommand } from './serve.js';
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -14,8 +16,10 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   convert: { run: convertCommand, summary: 'convert a workflow between editor and API formats' },
   'eval-resolution': { run: evalResolutionCommand, summary: 'score a model at many sizes with and without resolution methods (Shapes)' },
   demo: { run: demoCommand, summary: 'render ResFlow Shapes base vs ResAdapter at several sizes, scored (grid + table)' },
+  serve: { run: serveCommand, summary: 'start the server and the editor (--port, --host, --data-dir, --no-browser)' },
   conformance: { run: (a) => conformanceCommand(a), summary: 'check ResFlow against a conformance folder (ComfyUI reference outputs)' },
   worker: { run: workerCommand, summary: 'run prompts for a farm front server through Redis (see --help)' },
+  cache: { run: (a) => cacheCommand(a), summary: 'show the compiled-model cache and its budget; --clear empties it' },
 };
 
 export function usage(): string {

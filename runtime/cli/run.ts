@@ -21,7 +21,8 @@ Runs a workflow (editor or API format, or a PNG with one embedded) and saves its
   --models DIR                   extra models root (repeatable; <data dir>/models is always searched)
   --data DIR                     data folder (default: RESFLOW_DATA_DIR or the current folder)
   --json                         print the result as JSON on stdout
-Exit codes: 0 ok, 2 invalid workflow, 1 runtime error.`;
+  --partial                      when some nodes are invalid, still run the outputs that do not depend on them
+Exit codes: 0 ok, 2 invalid workflow (any node error, unless --partial), 1 runtime error.`;
 
 export interface CliContext {
   env: RuntimeEnv;
@@ -58,6 +59,13 @@ export function formatValidation(error: PromptError, nodeErrors: NodeErrors, pro
   return lines.join('\n');
 }
 
+/** The prompt-level error for node errors that leave some outputs runnable. */
+export function partialError(nodeErrors: NodeErrors, skipping = false): PromptError {
+  const skipped = [...new Set(Object.values(nodeErrors).flatMap((e) => e.dependent_outputs))];
+  const message = skipping ? `running the valid outputs; skipped: ${skipped.join(', ') || 'none'}` : 'Prompt outputs failed validation';
+  return { type: 'prompt_outputs_failed_validation', message, details: '', extra_info: {} };
+}
+
 export interface RunOutcome {
   code: number;
   result?: RunResult;
@@ -68,7 +76,7 @@ export interface RunOutcome {
 export async function executePrompt(
   ctx: CliContext,
   prompt: ApiPrompt,
-  opts: { workflow?: unknown; json?: boolean; executor?: Executor; quiet?: boolean } = {},
+  opts: { workflow?: unknown; json?: boolean; executor?: Executor; quiet?: boolean; partial?: boolean } = {},
 ): Promise<RunOutcome> {
   await ensureDemoIfReferenced(prompt, ctx.env);
   const v = await validatePrompt(prompt, ctx.registry);
@@ -77,9 +85,13 @@ export async function executePrompt(
     else console.error(formatValidation(v.error, v.node_errors, prompt));
     return { code: 2, files: [] };
   }
-  if (Object.keys(v.node_errors).length && !opts.json) {
-    console.error(formatValidation({ type: 'prompt_outputs_failed_validation', message: 'some outputs are skipped', details: '', extra_info: {} }, v.node_errors, prompt));
+  const nodeErrors = Object.keys(v.node_errors).length > 0;
+  if (nodeErrors && !opts.partial) {
+    if (opts.json) console.log(JSON.stringify({ status: 'invalid', error: partialError(v.node_errors), node_errors: v.node_errors }, null, 1));
+    else console.error(`${formatValidation(partialError(v.node_errors), v.node_errors, prompt)}\n(--partial runs the valid outputs anyway)`);
+    return { code: 2, files: [] };
   }
+  if (nodeErrors && !opts.json) console.error(formatValidation(partialError(v.node_errors, true), v.node_errors, prompt));
   // Node logs go to stderr with the progress: stdout carries only results (file paths or --json).
   const executor = opts.executor ?? new Executor({ log: (e) => console.error(`[${e.nodeType} #${e.nodeId}]`, ...e.args) });
   const printer = opts.quiet ? null : new ProgressPrinter(v.graph);
@@ -101,7 +113,7 @@ export async function executePrompt(
       files.push(resolve(base, img.subfolder, img.filename));
     }
   }
-  if (opts.json) console.log(JSON.stringify({ ...result, files }, null, 1));
+  if (opts.json) console.log(JSON.stringify({ ...result, files, ...(nodeErrors ? { node_errors: v.node_errors } : {}) }, null, 1));
   else {
     const ms = Object.values(result.timings).reduce((a, b) => a + b, 0);
     console.error(`${result.status}: ${result.executed.length} node(s) executed, ${result.cached.length} cached, ${(ms / 1000).toFixed(1)}s of node time`);
@@ -121,6 +133,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       data: { type: 'string' },
       json: { type: 'boolean' },
       quiet: { type: 'boolean' },
+      partial: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -132,8 +145,8 @@ export async function runCommand(argv: string[]): Promise<number> {
   try {
     const wf = loadWorkflowFile(positionals[0]!, ctx.registry);
     for (const w of wf.warnings) console.error(`warning: ${w}`);
-    const prompt = applyOverrides(wf.prompt, values.set ?? []);
-    const opts: Parameters<typeof executePrompt>[2] = { json: values.json ?? false, quiet: values.quiet ?? false };
+    const prompt = applyOverrides(wf.prompt, values.set ?? [], ctx.registry);
+    const opts: Parameters<typeof executePrompt>[2] = { json: values.json ?? false, quiet: values.quiet ?? false, partial: values.partial ?? false };
     if (wf.workflow) opts.workflow = wf.workflow;
     return (await executePrompt(ctx, prompt, opts)).code;
   } catch (e) {

@@ -4,6 +4,7 @@ import type { ApiPrompt } from '../workflow/api-schema.js';
 import type { EditorWorkflow } from '../workflow/editor-schema.js';
 import { importWorkflow } from '../workflow/import.js';
 import { isPng, readWorkflowFromPng } from '../workflow/png.js';
+import { didYouMean } from './suggest.js';
 
 export class CliUsageError extends Error {}
 /** The workflow itself is unusable (bad JSON, schema errors, validation errors): exit code 2. */
@@ -57,8 +58,9 @@ function parseValue(raw: string): unknown {
 /**
  * Applies `--set <node>.<input>=<value>` overrides. `<node>` is a node id, a node title, or a class name
  * used by exactly one node; `<value>` is JSON when it parses (numbers, booleans), else a string.
+ * With a registry, an input name the node type does not declare is an error (a typo must not be ignored).
  */
-export function applyOverrides(prompt: ApiPrompt, sets: string[]): ApiPrompt {
+export function applyOverrides(prompt: ApiPrompt, sets: string[], registry?: NodeRegistry): ApiPrompt {
   const out: ApiPrompt = structuredClone(prompt);
   for (const s of sets) {
     const m = /^(.+?)\.([A-Za-z0-9_]+)=(.*)$/s.exec(s);
@@ -73,6 +75,11 @@ export function applyOverrides(prompt: ApiPrompt, sets: string[]): ApiPrompt {
     }
     for (const id of exact) {
       const node = out[id]!;
+      const def = registry?.get(node.class_type);
+      if (def && !def.inputByName.has(input)) {
+        const names = def.inputs.map((i) => i.name);
+        throw new CliUsageError(`--set "${s}": ${node.class_type} (node ${id}) has no input "${input}"${didYouMean(input, names)}; its inputs: ${names.join(', ')}`);
+      }
       if (Array.isArray(node.inputs[input])) throw new CliUsageError(`--set "${s}": input "${input}" of node ${id} is a link, not a value`);
       node.inputs[input] = parseValue(raw) as never;
     }

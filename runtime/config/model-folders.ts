@@ -14,6 +14,8 @@ export const MODEL_FOLDERS = {
   controlnet: { exts: WEIGHT_EXTS, dirs: false },
   vae: { exts: WEIGHT_EXTS, dirs: false },
   tokenizers: { exts: [], dirs: true },
+  upscale_models: { exts: WEIGHT_EXTS, dirs: false },
+  hypernetworks: { exts: ['.pt', '.pth'], dirs: false },
 } as const;
 
 export type ModelFolder = keyof typeof MODEL_FOLDERS;

@@ -126,6 +126,19 @@ export class GraphBuilder {
   gelu(x: T, approximate: 'none' | 'tanh' = 'none'): T { return this.unary('gelu', x, { approximate }); }
   quickGelu(x: T): T { return this.unary('quick_gelu', x); }
   erf(x: T): T { return this.unary('erf', x); }
+  acos(x: T): T { return this.unary('acos', x); }
+
+  /** Elementwise select: `cond ? a : b` (broadcasting). Unlike a masked blend, NaN in the unselected branch stays out. */
+  select(cond: T, a: Operand, b: Operand): T {
+    const ta = this.operand(a);
+    const tb = this.operand(b);
+    return this.node('where', [cond, ta, tb], {}, ta.type, broadcastShapes(cond.shape, broadcastShapes(ta.shape, tb.shape, 'where'), 'where'));
+  }
+
+  /** Reshape to a shape given at run time (an int64 [rank] tensor); `shape` is the IR's view of the result. */
+  reshapeTo(x: T, target: T, shape: Shape): T {
+    return this.node('reshape_to', [x, target], {}, x.type, shape);
+  }
 
   /** a > b elementwise (broadcasting), as a bool tensor. */
   greater(a: Operand, b: Operand): T {
@@ -229,7 +242,7 @@ export class GraphBuilder {
     return this.node('transpose', [x], { perm }, x.type, perm.map((p) => x.shape[p]!));
   }
 
-  private reduce(op: 'reduce_mean' | 'reduce_sum', x: T, axes: number[], keepdims: boolean): T {
+  private reduce(op: 'reduce_mean' | 'reduce_sum' | 'reduce_max', x: T, axes: number[], keepdims: boolean): T {
     const ax = axes.map((a) => (a < 0 ? x.rank + a : a));
     const shape = keepdims ? x.shape.map((d, i) => (ax.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !ax.includes(i));
     return this.node(op, [x], { axes: ax, keepdims }, x.type, shape);
@@ -237,6 +250,7 @@ export class GraphBuilder {
 
   reduceMean(x: T, axes: number[], keepdims = true): T { return this.reduce('reduce_mean', x, axes, keepdims); }
   reduceSum(x: T, axes: number[], keepdims = true): T { return this.reduce('reduce_sum', x, axes, keepdims); }
+  reduceMax(x: T, axes: number[], keepdims = true): T { return this.reduce('reduce_max', x, axes, keepdims); }
 
   cast(x: T, to: ElemType): T {
     return this.node('cast', [x], { to }, to, x.shape);

@@ -40,7 +40,7 @@ const ELEM: Record<ElemType, OnnxTypeCode> = { float32: OnnxType.FLOAT, int64: O
 
 const SIMPLE: Partial<Record<Node['op'], string>> = {
   add: 'Add', sub: 'Sub', mul: 'Mul', div: 'Div', pow: 'Pow', max: 'Max', neg: 'Neg', exp: 'Exp', log: 'Log',
-  sqrt: 'Sqrt', sin: 'Sin', cos: 'Cos', tanh: 'Tanh', relu: 'Relu', sigmoid: 'Sigmoid', matmul: 'MatMul',
+  sqrt: 'Sqrt', sin: 'Sin', cos: 'Cos', acos: 'Acos', where: 'Where', tanh: 'Tanh', relu: 'Relu', sigmoid: 'Sigmoid', matmul: 'MatMul',
 };
 
 function onnxDims(shape: Shape): OnnxDim[] {
@@ -260,11 +260,15 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
       case 'transpose':
         emit('Transpose', ins, [out], { perm: { ints: n.attrs.perm as number[] } });
         break;
+      case 'reshape_to':
+        emit('Reshape', ins, [out]);
+        break;
       case 'reduce_mean':
+      case 'reduce_max':
       case 'reduce_sum': {
-        const op = n.op === 'reduce_mean' ? 'ReduceMean' : 'ReduceSum';
+        const op = n.op === 'reduce_mean' ? 'ReduceMean' : n.op === 'reduce_max' ? 'ReduceMax' : 'ReduceSum';
         const keep = { keepdims: { i: n.attrs.keepdims ? 1 : 0 } };
-        if (op === 'ReduceMean' && opset < 18) emit(op, ins, [out], { ...keep, axes: { ints: n.attrs.axes as number[] } });
+        if (op !== 'ReduceSum' && opset < 18) emit(op, ins, [out], { ...keep, axes: { ints: n.attrs.axes as number[] } });
         else emit(op, [ins[0]!, i64(n.attrs.axes as number[])], [out], keep);
         break;
       }

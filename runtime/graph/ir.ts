@@ -36,8 +36,11 @@ export const OPS = {
   gelu: ['approximate'], // 'none' (erf) | 'tanh'
   quick_gelu: [],
   erf: [],
+  acos: [], // inference-only (bislerp in UNet patches); no gradient rule
   // comparison: a > b with broadcasting -> bool (masks for relu/max gradients)
   greater: [],
+  // select: where(cond bool, a, b) with broadcasting (inference-only)
+  where: [],
   // linear algebra
   matmul: [],
   linear: [], // x[..., in] · W[out, in]^T (+ b[out]) — weights in PyTorch layout
@@ -56,9 +59,11 @@ export const OPS = {
   slice: ['axis', 'start', 'end'], // end may be Infinity-like: use a large number
   reshape: ['shape'], // 0 copies the input dim, -1 infers (ONNX semantics)
   reshape_like: [], // x, ref -> x reshaped to ref's (run-time) shape; same element count
+  reshape_to: [], // x, shape (int64 [rank], a run-time input) -> x reshaped (ONNX semantics); inference-only
   transpose: ['perm'],
   reduce_mean: ['axes', 'keepdims'],
   reduce_sum: ['axes', 'keepdims'],
+  reduce_max: ['axes', 'keepdims'], // inference-only
   cast: ['to'],
   gather: ['axis'], // data, indices (int) -> embedding lookup along axis
   // Gradient helpers emitted by autodiff (runtime/graph/autodiff). Inputs named `ref` are read for their

@@ -116,7 +116,7 @@ export function erf(x: number): number {
 }
 
 const UNARY: Partial<Record<Node['op'], (v: number) => number>> = {
-  neg: (v) => -v, exp: Math.exp, log: Math.log, sqrt: Math.sqrt, sin: Math.sin, cos: Math.cos, tanh: Math.tanh,
+  neg: (v) => -v, acos: Math.acos, exp: Math.exp, log: Math.log, sqrt: Math.sqrt, sin: Math.sin, cos: Math.cos, tanh: Math.tanh,
   relu: (v) => (v > 0 ? v : 0), sigmoid, silu: (v) => v * sigmoid(v), quick_gelu: (v) => v * sigmoid(1.702 * v),
 };
 
@@ -166,6 +166,9 @@ export function evaluateNode(n: Node, ins: RefTensor[], outType: ElemType): RefT
     case 'slice': return slice(x, n.attrs.axis as number, n.attrs.start as number, n.attrs.end as number);
     case 'reshape': return reshape(x, n.attrs.shape as number[]);
     case 'reshape_like': return reshape(x, y.dims);
+    case 'reshape_to': return reshape(x, Array.from(y.data, Number));
+    case 'where': return where(x, y, ins[2]!);
+    case 'reduce_max': return reduceMax(x, n.attrs.axes as number[], Boolean(n.attrs.keepdims));
     case 'transpose': return transpose(x, n.attrs.perm as number[]);
     case 'reduce_mean':
     case 'reduce_sum': return reduce(x, n.attrs.axes as number[], Boolean(n.attrs.keepdims), n.op === 'reduce_mean');
@@ -384,6 +387,31 @@ function reduce(x: RefTensor, axes: number[], keepdims: boolean, mean: boolean):
   });
   const count = x.data.length / data.length;
   return { data: mean ? data.map((v) => v / count) : data, dims: keepdims ? kept : x.dims.filter((_, i) => !ax.includes(i)) };
+}
+
+function where(c: RefTensor, a: RefTensor, b: RefTensor): RefTensor {
+  const dims = broadcastDims(c.dims, broadcastDims(a.dims, b.dims));
+  const data = new Float64Array(size(dims));
+  const [sc, sa, sb] = [strides(c.dims), strides(a.dims), strides(b.dims)];
+  forEachIndex(dims, (idx, i) => {
+    const pick = c.data[broadcastOffset(idx, c.dims, sc)]! !== 0;
+    data[i] = pick ? a.data[broadcastOffset(idx, a.dims, sa)]! : b.data[broadcastOffset(idx, b.dims, sb)]!;
+  });
+  return { data, dims };
+}
+
+function reduceMax(x: RefTensor, axes: number[], keepdims: boolean): RefTensor {
+  const rank = x.dims.length;
+  const ax = axes.length ? axes.map((a) => axisOf(a, rank)) : x.dims.map((_, i) => i);
+  const kept = x.dims.map((d, i) => (ax.includes(i) ? 1 : d));
+  const ks = strides(kept);
+  const data = new Float64Array(size(kept)).fill(-Infinity);
+  forEachIndex(x.dims, (idx, i) => {
+    let off = 0;
+    for (let a = 0; a < rank; a++) if (!ax.includes(a)) off += idx[a]! * ks[a]!;
+    if (x.data[i]! > data[off]!) data[off] = x.data[i]!;
+  });
+  return { data, dims: keepdims ? kept : x.dims.filter((_, i) => !ax.includes(i)) };
 }
 
 function gather(x: RefTensor, indices: RefTensor, axis: number): RefTensor {

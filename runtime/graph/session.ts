@@ -7,6 +7,7 @@ import type { Graph } from './ir.js';
 import { lowerToOnnx, type LowerOptions, type PlannedWeight, type WeightLayout } from './compile.js';
 import { createOnDevice, deviceFor, portableLowering, type ModelRole } from './devices.js';
 import { encodeModel, OnnxType, type OnnxTensor } from '../onnx/model.js';
+import { enforceCacheBudget, pinCacheEntry, touchCacheEntry, unpinCacheEntry } from './disk-cache.js';
 
 export interface TensorData {
   data: Float32Array | Int32Array | BigInt64Array;
@@ -77,11 +78,15 @@ export class CompiledSession {
     ortSession: ort.InferenceSession,
     readonly hash: string,
     readonly weights: PlannedWeight[],
-    private readonly defaults: Map<string, Float32Array>,
+    private defaults: Map<string, Float32Array> | undefined,
     readonly createSeconds: number,
     /** Bytes of weights the ORT session holds (what unloading it frees). */
     readonly weightBytes: number = 0,
     private readonly reopen: () => Promise<ort.InferenceSession> = () => Promise.reject(new Error('session cannot be reopened')),
+    /** Called once the ORT state is freed (lets the disk cache evict this session's files again). */
+    private readonly onUnload: () => void = () => {},
+    /** Rebuilds the overridable weights' defaults after an unload dropped them (they are F32 copies). */
+    private readonly loadDefaults?: () => Map<string, Float32Array>,
   ) {
     this.ortSession = ortSession;
   }
@@ -96,6 +101,13 @@ export class CompiledSession {
     return this.ortSession !== null;
   }
 
+  /** Bytes of default (base) values held for overridable weights; 0 while unloaded. */
+  get defaultBytes(): number {
+    let n = 0;
+    for (const d of this.defaults?.values() ?? []) n += d.byteLength;
+    return n;
+  }
+
   get busy(): boolean {
     return this.active > 0;
   }
@@ -106,6 +118,9 @@ export class CompiledSession {
     const s = this.ortSession;
     this.ortSession = null;
     await s.release();
+    // An unloaded session keeps nothing big: its default adapter-target weights go too.
+    if (this.loadDefaults) this.defaults = undefined;
+    this.onUnload();
     return true;
   }
 
@@ -143,10 +158,11 @@ export class CompiledSession {
   async run(feeds: Record<string, TensorData>, overrides?: ReadonlyMap<string, Float32Array>): Promise<Record<string, TensorData>> {
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = toOrt(t);
+    const defaults = (this.defaults ??= this.loadDefaults!());
     for (const w of this.weights) {
       if (!w.overridable) continue;
       const over = overrides?.get(w.irName);
-      const data = over ? this.laidOut(over, w.layout) : this.defaults.get(w.onnxName)!;
+      const data = over ? this.laidOut(over, w.layout) : defaults.get(w.onnxName)!;
       ortFeeds[w.onnxName] = new ort.Tensor('float32', data, w.layout.dims);
     }
     this.active++;
@@ -231,10 +247,14 @@ async function buildSession(graph: Graph, hash: string, opts: CompileOptions): P
   const t0 = performance.now();
   const lowered = lowerToOnnx(graph, opts);
   const byValue = new Map(graph.weights.map((w) => [w.value, w]));
-  const defaults = new Map<string, Float32Array>();
-  for (const w of lowered.weights) {
-    if (w.overridable) defaults.set(w.onnxName, applyLayout(byValue.get(w.value)!.source.load(), w.layout));
-  }
+  const loadDefaults = () => {
+    const defaults = new Map<string, Float32Array>();
+    for (const w of lowered.weights) {
+      if (w.overridable) defaults.set(w.onnxName, applyLayout(byValue.get(w.value)!.source.load(), w.layout));
+    }
+    return defaults;
+  };
+  const defaults = loadDefaults();
   const baked = lowered.weights.filter((w) => !w.overridable);
   const bakedBytes = baked.reduce((s, w) => s + 4 * w.layout.dims.reduce((a, b) => a * b, 1), 0);
   const sessionOptions: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' };
@@ -243,6 +263,7 @@ async function buildSession(graph: Graph, hash: string, opts: CompileOptions): P
   const device = deviceFor(opts.role);
   const create = (source: Uint8Array | string) => createOnDevice((o) => (typeof source === 'string' ? ort.InferenceSession.create(source, o) : ort.InferenceSession.create(source, o)), sessionOptions, device).then((d) => d.session);
   let open: () => Promise<ort.InferenceSession>;
+  let onUnload = () => {};
   if (bakedBytes <= (opts.inlineLimitBytes ?? 256 * 1024 * 1024)) {
     // Small models live in memory only; reopening lowers and loads them again from their sources.
     open = () => {
@@ -254,16 +275,28 @@ async function buildSession(graph: Graph, hash: string, opts: CompileOptions): P
       return create(encodeModel(l.model));
     };
   } else {
-    const dir = join(opts.cacheDir ?? defaultCacheDir(), 'onnx', hash);
+    const cacheDir = opts.cacheDir ?? defaultCacheDir();
+    const dir = join(cacheDir, 'onnx', hash);
     const modelPath = join(dir, 'model.onnx');
-    open = () => {
-      // The cache folder may have been cleaned since: write it again from the sources.
-      if (!existsSync(modelPath)) writeExternalModel(dir, lowerToOnnx(graph, opts), baked, byValue);
-      return create(modelPath);
+    open = async () => {
+      // Pinned while open: the budget below (and other sessions' budgets) never evict what a session uses.
+      pinCacheEntry(hash);
+      try {
+        // The cache folder may have been cleaned since: write it again from the sources.
+        if (!existsSync(modelPath)) writeExternalModel(dir, lowerToOnnx(graph, opts), baked, byValue);
+        touchCacheEntry(dir);
+        const s = await create(modelPath);
+        enforceCacheBudget(cacheDir);
+        return s;
+      } catch (e) {
+        unpinCacheEntry(hash);
+        throw e;
+      }
     };
+    onUnload = () => unpinCacheEntry(hash);
   }
   const session = await open();
-  return new CompiledSession(session, hash, lowered.weights, defaults, (performance.now() - t0) / 1000, bakedBytes, open);
+  return new CompiledSession(session, hash, lowered.weights, defaults, (performance.now() - t0) / 1000, bakedBytes, open, onUnload, loadDefaults);
 }
 
 function weightTensor(w: PlannedWeight, data: Pick<OnnxTensor, 'raw' | 'external'>): OnnxTensor {

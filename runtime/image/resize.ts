@@ -3,6 +3,8 @@
  * to the target aspect ratio, then 'nearest-exact' (pixel-centre nearest) or 'bilinear' (align_corners=False).
  */
 
+import { pyRound } from '../sampling/cond-entries.js';
+
 export type ResizeMethod = 'nearest-exact' | 'bilinear';
 export type Shape4 = [number, number, number, number];
 
@@ -14,12 +16,13 @@ function centreCrop(H: number, W: number, height: number, width: number, crop: b
   if (crop) {
     const oldAspect = W / H;
     const newAspect = width / height;
+    // common_upscale: the offset is rounded (Python round) and the window keeps it on both sides.
     if (oldAspect > newAspect) {
-      cw = Math.round(W * (newAspect / oldAspect));
-      x0 = Math.round((W - cw) / 2);
+      x0 = pyRound((W - W * (newAspect / oldAspect)) / 2);
+      cw = W - 2 * x0;
     } else if (oldAspect < newAspect) {
-      ch = Math.round(H * (oldAspect / newAspect));
-      y0 = Math.round((H - ch) / 2);
+      y0 = pyRound((H - H * (oldAspect / newAspect)) / 2);
+      ch = H - 2 * y0;
     }
   }
   return { x0, y0, cw, ch };
@@ -39,8 +42,10 @@ export function resizeNCHW(
   const out = new Float32Array(B * C * height * width);
   const planes = B * C;
   if (method === 'nearest-exact') {
-    const sy = Int32Array.from({ length: height }, (_, i) => y0 + Math.min(ch - 1, Math.floor((i + 0.5) * (ch / height))));
-    const sx = Int32Array.from({ length: width }, (_, j) => x0 + Math.min(cw - 1, Math.floor((j + 0.5) * (cw / width))));
+    // torch computes the source index with a float32 scale.
+    const f32 = Math.fround;
+    const sy = Int32Array.from({ length: height }, (_, i) => y0 + Math.min(ch - 1, Math.floor(f32(f32(i + 0.5) * f32(ch / height)))));
+    const sx = Int32Array.from({ length: width }, (_, j) => x0 + Math.min(cw - 1, Math.floor(f32(f32(j + 0.5) * f32(cw / width)))));
     for (let p = 0; p < planes; p++) {
       const src = p * H * W;
       const dst = p * height * width;

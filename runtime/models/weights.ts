@@ -1,4 +1,5 @@
 import { statSync } from 'node:fs';
+import { fileFingerprint } from '../safetensors/fingerprint.js';
 import type { GraphBuilder, T } from '../graph/builder.js';
 import type { SafetensorsFile } from '../safetensors/reader.js';
 
@@ -23,10 +24,22 @@ export class WeightSet {
   constructor(
     readonly file: SafetensorsFile,
     readonly prefix: string,
+    /** What identifies the content when `file` is not a plain file on disk (e.g. a merge of two models). */
+    identity?: string,
   ) {
+    if (identity !== undefined) {
+      this.identity = identity;
+      return;
+    }
     const st = statSync(file.path);
-    // Path + size + mtime identify the content cheaply; the compiled-model cache keys on it.
-    this.identity = `${file.path}:${st.size}:${st.mtimeMs}`;
+    // The compiled-model cache keys on it: path, size and mtime, plus a content fingerprint (header + sampled
+    // data) so a same-size rewrite that keeps the mtime never reuses stale compiled weights.
+    this.identity = `${file.path}:${st.size}:${st.mtimeMs}:${fileFingerprint(file.path)}`;
+  }
+
+  /** The content identity compiled-model caches key on. */
+  get contentId(): string {
+    return this.identity;
   }
 
   has(name: string): boolean {

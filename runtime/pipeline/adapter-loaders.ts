@@ -5,8 +5,9 @@
 import { basename, dirname } from 'node:path';
 import { keyShapesOf, type KeyShapeTable } from '../adapters/arch-tables.js';
 import { parseLora, type ParsedLora, type TensorSource } from '../adapters/lora-format.js';
-import { loadResAdapter, resolveResAdapterFiles, type ResAdapter, type ResAdapterFiles } from '../adapters/resadapter.js';
+import { resolveResAdapterFiles, type ResAdapter, type ResAdapterFiles } from '../adapters/resadapter.js';
 import type { SafetensorsFile } from '../safetensors/index.js';
+import { cachedLora, cachedResAdapter } from './adapter-cache.js';
 import { PatchedClip, PatchedUnet, splitPatches } from './patched-model.js';
 
 // Header-only tables, asked for on every adapter load of the same checkpoint.
@@ -58,7 +59,9 @@ export function loadLoraForModels(
 ): LoraLoadResult {
   const label = opts.label ?? (typeof source === 'string' ? basename(source) : 'lora');
   if (strengthModel === 0 && strengthClip === 0) return { model, clip, warnings: [] };
-  const parsed = typeof source !== 'string' && 'patches' in source ? source : parseLora(source, tableFor(model, clip));
+  // Files go through the parsed-adapter cache: a strength change re-runs this without re-reading the file.
+  const parsed =
+    typeof source === 'string' ? cachedLora(source, tableFor(model, clip)) : 'patches' in source ? source : parseLora(source, tableFor(model, clip));
   const { unet, clip: te } = splitPatches(parsed.patches);
   const warnings: string[] = [];
   const id = opts.id ?? label;
@@ -107,7 +110,7 @@ export function applyResAdapter(
   strength: number,
   opts: ResAdapterApplyOptions = {},
 ): ResAdapterApplyResult {
-  const adapter = isLoaded(source) ? source : loadResAdapter(source, checkpointKeyShapes(model.base.weights.file));
+  const adapter = isLoaded(source) ? source : cachedResAdapter(resolveResAdapterFiles(source), checkpointKeyShapes(model.base.weights.file));
   const label = opts.label ?? adapterLabel(isLoaded(source) ? source.files : resolveResAdapterFiles(source));
   const next = model.withAdapter({
     id: opts.id ?? label,

@@ -109,6 +109,23 @@ export function mergeAdapters(
   adapters: readonly AdapterApplication[],
   cache: LoraProductCache = sharedProductCache,
 ): Map<string, Float32Array> {
+  const t0 = performance.now();
+  try {
+    return mergeAdaptersNow(baseLookup, adapters, cache);
+  } finally {
+    mergeTimings.count++;
+    mergeTimings.totalMs += performance.now() - t0;
+  }
+}
+
+/** Time spent merging adapter weights in this process (benches read it to price a strength change). */
+export const mergeTimings = { count: 0, totalMs: 0 };
+
+function mergeAdaptersNow(
+  baseLookup: (key: string) => Float32Array | undefined,
+  adapters: readonly AdapterApplication[],
+  cache: LoraProductCache,
+): Map<string, Float32Array> {
   return computePatchedWeights(baseLookup, adapters, (owned, src, patch, strength) => {
     // Never written in place unless this merge made the array: the lookup may hand out arrays it keeps.
     const dst = owned ?? new Float32Array(src.length);

@@ -87,9 +87,6 @@ function concatArrays(parts: Float32Array[]): Float32Array {
   return out;
 }
 
-/** Optional spatial extras some CondBatches carry (inpainting models' concat channels). */
-type SpatialExtras = { concat?: { data: Float32Array; shape: Shape4 }; entries?: readonly unknown[] };
-
 /** The CondBatch for `group` windows stacked along the batch axis, spatial inputs cropped to each window. */
 function groupCond(cond: CondBatch, shape: Shape4, group: Window[]): CondBatch {
   const k = group.length;
@@ -102,8 +99,8 @@ function groupCond(cond: CondBatch, shape: Shape4, group: Window[]): CondBatch {
     const parts = group.map((win) => crop(full.data, full.shape, win, 8));
     return { ...c, hint: concatArrays(parts), hintShape: [full.shape[0] * k, full.shape[1], group[0]!.h * 8, group[0]!.w * 8] };
   });
-  const out: CondBatch & SpatialExtras = { ...cond, context, contextShape: [cb * k, tokens, dim], controls, condOrUncond: repeat(cond.condOrUncond, k) };
-  const extras = cond as CondBatch & SpatialExtras;
+  const out: CondBatch = { ...cond, context, contextShape: [cb * k, tokens, dim], controls, condOrUncond: repeat(cond.condOrUncond, k) };
+  const extras = cond;
   if (extras.entries) out.entries = repeat(extras.entries, k);
   if (extras.concat) {
     const cs = extras.concat.shape;

@@ -14,6 +14,7 @@ import type { AdapterApplication } from '../adapters/merge.js';
 import type { TensorData } from '../graph/session.js';
 import type { ClipEncodeOptions, ClipEncoding, ClipTextEncoder } from '../models/clip/index.js';
 import type { UnetCallOptions, UnetModel } from '../models/unet/model.js';
+import type { UnetPatch } from '../models/unet/patches.js';
 import type { WeightSet } from '../models/weights.js';
 import type { EpsModel } from '../sampling/types.js';
 import { checkPatchFits, mergeAdapters, sharedProductCache, type LoraProductCache } from './adapter-merge.js';
@@ -179,8 +180,15 @@ export class PatchedUnet extends PatchedHandle<PatchedUnet> {
     readonly base: UnetModel,
     adapters: readonly AppliedAdapter[],
     cache: LoraProductCache,
+    /** Forward patches (FreeU, Deep Shrink, HyperTile) in the order they were applied. */
+    readonly forwardPatches: readonly UnetPatch[] = [],
   ) {
     super(adapters, cache);
+  }
+
+  /** A new handle that also runs `patch` in the UNet forward; this handle is unchanged. */
+  withForwardPatch(patch: UnetPatch): PatchedUnet {
+    return new PatchedUnet(this.base, this.adapters, this.cache, Object.freeze([...this.forwardPatches, Object.freeze({ ...patch })]));
   }
 
   /** The unpatched handle of a loaded UNet. */
@@ -192,7 +200,7 @@ export class PatchedUnet extends PatchedHandle<PatchedUnet> {
     return this.base.weights;
   }
   protected make(adapters: readonly AppliedAdapter[]): PatchedUnet {
-    return new PatchedUnet(this.base, adapters, this.cache);
+    return new PatchedUnet(this.base, adapters, this.cache, this.forwardPatches);
   }
   protected component(): Component {
     return 'unet';
@@ -219,7 +227,8 @@ export class PatchedUnet extends PatchedHandle<PatchedUnet> {
   /** The sampler's EpsModel for this handle (merges now, so sampling steps only feed the tensors). */
   epsModel(opts: EpsModelOptions = {}): EpsModel {
     const { overrides } = this.callOptions(opts.overrides ? { overrides: opts.overrides } : {});
-    return unetEpsModel(this.base, overrides ? { ...opts, overrides } : opts);
+    const withPatches = this.forwardPatches.length ? { ...opts, patches: [...this.forwardPatches, ...(opts.patches ?? [])] } : opts;
+    return unetEpsModel(this.base, overrides ? { ...withPatches, overrides } : withPatches);
   }
 }
 

@@ -1,3 +1,4 @@
 export * from './dtypes.js';
 export * from './reader.js';
 export * from './writer.js';
+export * from './fingerprint.js';

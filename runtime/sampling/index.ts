@@ -6,3 +6,4 @@ export * from './cfg.js';
 export * from './sample.js';
 export * from './preview.js';
 export { randnLike, TorchGenerator } from './torch-rng.js';
+export * from './guidance.js';

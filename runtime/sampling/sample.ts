@@ -3,9 +3,11 @@
  * comfy.sample.sample -> KSampler.sample -> CFGGuider -> KSAMPLER): schedule, step window, latent
  * scaling, initial noise, the sampler loop with progress and cancellation, and scaling back out.
  */
-import { makeCfgDenoiser } from './cfg.js';
+import { makeGuidedDenoiser, type CfgFunction } from './guidance.js';
+import { inpaintConcat, maskedDenoiser, prepareDenoiseMask, type NoiseMask } from './inpaint.js';
 import { processLatentIn, processLatentOut, type ModelSampling } from './model-sampling.js';
-import { getSampler, type SamplerOptions } from './samplers/index.js';
+import { BROWNIAN_SAMPLERS, getSampler, type SamplerOptions } from './samplers/index.js';
+import { brownianTreeNoiseSampler } from './brownian.js';
 import { getScheduler, scheduleSigmas } from './schedulers.js';
 import { TorchGenerator, randnLike } from './torch-rng.js';
 import {
@@ -15,6 +17,7 @@ import {
   type Conditioning,
   type Denoiser,
   type EpsModel,
+  type GuidedDenoiser,
   type Latent,
   type NoiseFn,
   type NoiseSampler,
@@ -25,7 +28,7 @@ import {
 export interface RunSamplerOptions {
   sampler: string;
   samplerOptions?: SamplerOptions;
-  denoiser: Denoiser;
+  denoiser: GuidedDenoiser;
   modelSampling: ModelSampling;
   sigmas: Float32Array;
   /** Starting x in model space, already noise-scaled. */
@@ -54,11 +57,20 @@ export async function runSampler(options: RunSamplerOptions): Promise<Float32Arr
     throwIfAborted(signal);
     return out;
   };
+  const withUncond = options.denoiser.withUncond;
   throwIfAborted(signal);
   const onStep = options.onStep;
   const out = await fn(
     {
       denoiser,
+      denoiserWithUncond: withUncond
+        ? async (x, sigma, step) => {
+            throwIfAborted(signal);
+            const out = await withUncond(x, sigma, step);
+            throwIfAborted(signal);
+            return out;
+          }
+        : undefined,
       x: options.x,
       sigmas: options.sigmas,
       noiseSampler: options.noiseSampler,
@@ -71,6 +83,15 @@ export async function runSampler(options: RunSamplerOptions): Promise<Float32Arr
   );
   throwIfAborted(signal);
   return options.modelSampling.inverseNoiseScaling(options.sigmas[options.sigmas.length - 1] ?? 0, out);
+}
+
+/**
+ * The noise a sampler draws by default in ComfyUI: the torchsde Brownian tree over this schedule for
+ * the SDE samplers, else default_noise_sampler.
+ */
+export function noiseSamplerFor(sampler: string, seed: number | bigint, sigmas: Float32Array, shape: readonly number[]): NoiseSampler {
+  if (BROWNIAN_SAMPLERS.has(sampler) && sigmas.some((s) => s > 0)) return brownianTreeNoiseSampler(sigmas, numel(shape), seed);
+  return defaultNoiseSampler(seed, shape);
 }
 
 /** ComfyUI's default noise sampler: a fresh generator on the run's seed, one randn(shape) per call. */
@@ -108,8 +129,16 @@ export interface SampleOptions {
   /** Overrides scheduler / steps / denoise with an explicit schedule (SamplerCustom). */
   sigmas?: Float32Array;
   samplerOptions?: SamplerOptions;
+  /** Replaces the CFG formula (ComfyUI's sampler_cfg_function, e.g. RescaleCFG). */
+  cfgFunction?: CfgFunction;
   onStep?: (progress: StepProgress) => void | Promise<void>;
   signal?: AbortSignal;
+  /** The LATENT's noise_mask: only where it is 1 is the latent resampled (SetLatentNoiseMask, inpainting). */
+  noiseMask?: NoiseMask;
+  /** Extra UNet input channels (inpainting models: 5); their values come from the conditioning and mask. */
+  concatChannels?: number;
+  /** Sees both guidance sides' predictions at every model evaluation. */
+  onPredictions?: (cond: Float32Array, uncond: Float32Array, sigma: number) => void;
 }
 
 function checkStep(name: string, v: number | undefined): void {
@@ -190,7 +219,8 @@ export async function sample(options: SampleOptions): Promise<Latent> {
   const latentIn = isEmpty ? latent.data : processLatentIn(ms.latentFormat, latent.data);
   const x0 = ms.noiseScaling(sigmas[0]!, noise, latentIn, ms.isMaxDenoise(sigmas[0]!));
 
-  const denoiser = makeCfgDenoiser({
+  const denoiseMask = options.noiseMask ? prepareDenoiseMask(options.noiseMask, shape) : undefined;
+  const cfgDenoiser = makeGuidedDenoiser({
     model: options.model,
     positive: options.positive,
     negative: options.negative,
@@ -198,7 +228,13 @@ export async function sample(options: SampleOptions): Promise<Latent> {
     modelSampling: ms,
     shape,
     signal,
+    onPredictions: options.onPredictions,
+    concat: options.concatChannels
+      ? inpaintConcat({ channels: options.concatChannels, shape, latentFormat: ms.latentFormat, latent: latentIn, denoiseMask })
+      : undefined,
+    cfgFunction: options.cfgFunction,
   });
+  const denoiser = denoiseMask ? maskedDenoiser(cfgDenoiser, denoiseMask, latentIn, noise) : cfgDenoiser;
   const out = await runSampler({
     sampler: options.sampler,
     samplerOptions: options.samplerOptions,
@@ -207,7 +243,7 @@ export async function sample(options: SampleOptions): Promise<Latent> {
     sigmas,
     x: x0,
     shape,
-    noiseSampler: options.noiseSampler ?? defaultNoiseSampler(options.seed, shape),
+    noiseSampler: options.noiseSampler ?? noiseSamplerFor(options.sampler, options.seed, sigmas, shape),
     onStep: options.onStep,
     signal,
   });

@@ -91,7 +91,7 @@ function rint(v: number): number {
 }
 
 /** Beta(0.6, 0.6) quantiles of the timestep axis (Lee et al. 2024); repeated timesteps are dropped. */
-function betaScheduler(ms: ModelSampling, steps: number, alpha = 0.6, beta = 0.6): Float32Array {
+export function betaScheduler(ms: ModelSampling, steps: number, alpha = 0.6, beta = 0.6): Float32Array {
   const total = ms.sigmas.length - 1;
   const sigs: number[] = [];
   let last = -1;
@@ -105,6 +105,45 @@ function betaScheduler(ms: ModelSampling, steps: number, alpha = 0.6, beta = 0.6
   return withZero(sigs);
 }
 
+/**
+ * Mochi's linear-then-quadratic schedule on a 0..1 scale, times sigma_max (a float32 tensor product
+ * in ComfyUI). One step is [sigma_max, 0].
+ */
+function linearQuadraticScheduler(ms: ModelSampling, steps: number, thresholdNoise = 0.025): Float32Array {
+  let sched: number[];
+  if (steps === 1) sched = [1, 0];
+  else {
+    const linearSteps = Math.floor(steps / 2);
+    const lin: number[] = [];
+    for (let i = 0; i < linearSteps; i++) lin.push((i * thresholdNoise) / linearSteps);
+    const diff = linearSteps - thresholdNoise * steps;
+    const quadSteps = steps - linearSteps;
+    const quadCoef = diff / (linearSteps * quadSteps ** 2);
+    const linCoef = thresholdNoise / linearSteps - (2 * diff) / quadSteps ** 2;
+    const c = quadCoef * linearSteps ** 2;
+    for (let i = linearSteps; i < steps; i++) lin.push(quadCoef * i * i + linCoef * i + c);
+    lin.push(1);
+    sched = lin.map((v) => 1 - v);
+  }
+  const max = f32(ms.sigmaMax);
+  return Float32Array.from(sched, (v) => f32(f32(v) * max));
+}
+
+/**
+ * KL-optimal schedule (Gao et al.): tan of a linear ramp between atan(sigma_max) and atan(sigma_min),
+ * float32 tensor math. With one step ComfyUI divides by zero and yields [nan, 0]; so do we.
+ */
+export function klOptimalSigmas(steps: number, sigmaMin: number, sigmaMax: number): Float32Array {
+  const out = new Float32Array(steps + 1);
+  const aMin = f32(Math.atan(sigmaMin));
+  const aMax = f32(Math.atan(sigmaMax));
+  for (let i = 0; i < steps; i++) {
+    const t = f32(i / (steps - 1));
+    out[i] = f32(Math.tan(f32(f32(t * aMin) + f32(f32(1 - t) * aMax))));
+  }
+  return out;
+}
+
 export const SCHEDULERS: Readonly<Record<string, SchedulerFn>> = {
   simple: simpleScheduler,
   sgm_uniform: (ms, steps) => normalScheduler(ms, steps, true),
@@ -113,6 +152,8 @@ export const SCHEDULERS: Readonly<Record<string, SchedulerFn>> = {
   ddim_uniform: ddimUniformScheduler,
   beta: betaScheduler,
   normal: (ms, steps) => normalScheduler(ms, steps, false),
+  linear_quadratic: linearQuadraticScheduler,
+  kl_optimal: (ms, steps) => klOptimalSigmas(steps, ms.sigmaMin, ms.sigmaMax),
 };
 
 export const SCHEDULER_NAMES: readonly string[] = Object.keys(SCHEDULERS);

@@ -26,6 +26,11 @@ export interface StepInfo {
  */
 export type Denoiser = (x: Float32Array, sigma: number, step: StepInfo) => Promise<Float32Array>;
 
+/** A CFG denoiser that can also hand out the unguided (negative) prediction of the same step. */
+export type GuidedDenoiser = Denoiser & {
+  withUncond?: (x: Float32Array, sigma: number, step: StepInfo) => Promise<{ denoised: Float32Array; uncond: Float32Array }>;
+};
+
 /** Noise for ancestral / SDE steps: a fresh N(0, 1) tensor of the latent's numel per call. */
 export type NoiseSampler = (sigma: number, sigmaNext: number) => Float32Array;
 
@@ -52,13 +57,54 @@ export interface ControlNetApplication {
   endPercent?: number;
 }
 
-/** One side of the guidance (positive or negative prompt). */
+/**
+ * Where a conditioning applies, ComfyUI's `area` (h, w, y, x): latent cells, or fractions of the latent
+ * size resolved when sampling starts (ConditioningSetAreaPercentage).
+ */
+export interface CondArea {
+  unit: 'cells' | 'fraction';
+  height: number;
+  width: number;
+  y: number;
+  x: number;
+}
+
+/** A MASK tensor [B, H, W], values normally in [0, 1]. */
+export interface MaskTensor {
+  data: Float32Array;
+  shape: [batch: number, height: number, width: number];
+}
+
+/**
+ * One side of the guidance (positive or negative prompt). ComfyUI's CONDITIONING is a list of entries;
+ * this object is its first entry and `combined` holds the others (ConditioningCombine), so code that
+ * only knows single prompts keeps working.
+ */
 export interface Conditioning {
   /** Text-encoder context [b, tokens, dim]; b is 1 or the latent batch. */
   context: Float32Array;
   contextShape: [batch: number, tokens: number, dim: number];
   /** Chained ControlNets in the order they were applied (each one's residuals are summed). */
   controls?: ControlNetApplication[];
+  /** Restricts this entry to part of the latent (ConditioningSetArea*). */
+  area?: CondArea;
+  /** Weight of this entry where it applies (default 1). */
+  strength?: number;
+  /** Per-cell weight at any resolution, resized to the latent when sampling starts (ConditioningSetMask). */
+  mask?: MaskTensor;
+  maskStrength?: number;
+  /** 'mask bounds': the area becomes the mask's bounding box (at least 8x8 cells). */
+  setAreaToBounds?: boolean;
+  /** Active window in sampling percent (ConditioningSetTimestepRange); defaults 0 and 1. */
+  startPercent?: number;
+  endPercent?: number;
+  /** Inpainting-model inputs (InpaintModelConditioning): unscaled latent of the masked image, mask [B,1,H,W]. */
+  concatLatent?: Latent;
+  concatMask?: { data: Float32Array; shape: Shape4 };
+  /** The old ControlNetApply: the negative side's plain entries get this entry's ControlNets too. */
+  controlApplyToUncond?: boolean;
+  /** The further entries of this conditioning list, in order. */
+  combined?: Conditioning[];
 }
 
 /** A ControlNet that is active for the current model call, hint already broadcast to the call's batch. */
@@ -78,6 +124,12 @@ export interface CondBatch {
   controls: ActiveControl[];
   /** Which half each batch item belongs to, ComfyUI's `cond_or_uncond` (per chunk of the latent batch). */
   condOrUncond: ('cond' | 'uncond')[];
+  /** The step's sigma (ComfyUI's transformer_options["sigmas"]), for patches that act on part of the schedule. */
+  sigma?: number;
+  /** The conditioning entry each chunk was built from (for per-entry model inputs such as SDXL's y). */
+  entries?: Conditioning[];
+  /** Extra input channels concatenated after x (inpainting models' c_concat) [B, k, H, W]. */
+  concat?: { data: Float32Array; shape: Shape4 };
 }
 
 /**

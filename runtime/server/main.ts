@@ -8,14 +8,17 @@ import type { RedisOptions } from 'ioredis';
 import { applyDeviceSettings, takeDeviceFlag } from '../cli/device-flag.js';
 import { checkRedis, redisOptions } from '../farm/redis.js';
 import { ensureShapesModel } from '../shapes/provision.js';
+import { TOKEN_ENV } from './security.js';
 import { startServer } from './server.js';
 
-const HELP = `usage: npm start -- [options]
+const HELP = `usage: resflow serve [options]   (or: npm start -- [options])
 
 Starts the ResFlow server and editor (ComfyUI-compatible API).
 
   --host <addr>       listen address (default 127.0.0.1; anything else exposes the API to the network)
   --port <n>          port (default 8188, 0 = any free port)
+  --token <t>         access token clients must present (default: $RESFLOW_TOKEN; a random one is made and
+                      printed when --host is not loopback; loopback needs none unless one is given)
   --data-dir <dir>    folder with models/, input/, output/, temp/ (default: $RESFLOW_DATA_DIR or the current folder)
   --models <dir>      extra models root (repeatable)
   --no-browser        do not open the editor in a browser
@@ -44,6 +47,7 @@ export async function main(argv: string[]): Promise<number> {
     options: {
       host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string', default: '8188' },
+      token: { type: 'string' },
       'data-dir': { type: 'string' },
       models: { type: 'string', multiple: true, default: [] },
       'no-browser': { type: 'boolean', default: false },
@@ -75,13 +79,14 @@ export async function main(argv: string[]): Promise<number> {
     ensureShapesModel(env.folders.modelsDir);
   }
   const registry = createCoreRegistry(env);
-  const server = await startServer({ env, registry, host: values.host, port, ...(farm ? { farm } : {}) });
+  const server = await startServer({ env, registry, host: values.host, port, accessToken: values.token ?? process.env[TOKEN_ENV], ...(farm ? { farm } : {}) });
   if (farm) console.log(`farm mode: prompts are queued in Redis at ${farm.redis.host}:${farm.redis.port} for \`resflow worker\``);
-  const editorUrl = `${server.url}/`;
+  const editorUrl = server.accessToken ? `${server.url}/?token=${encodeURIComponent(server.accessToken)}` : `${server.url}/`;
   console.log(`ResFlow editor: ${editorUrl}`);
+  if (server.accessToken) console.log(`access token: ${server.accessToken} (send as "Authorization: Bearer <token>", or open the editor link above once)`);
   console.log(`data folder: ${env.dataDir}`);
   if (values.host !== '127.0.0.1' && values.host !== 'localhost' && values.host !== '::1') {
-    console.warn('warning: the server is reachable from the network; anyone who can reach it can run graphs and write files.');
+    console.warn('warning: the server is reachable from the network; anyone with the access token can run graphs and write files.');
   }
   const headless = process.platform === 'linux' && !process.env.DISPLAY && !process.env.WAYLAND_DISPLAY;
   if (!values['no-browser'] && !process.env.CI && !headless) openBrowser(editorUrl);

@@ -1,3 +1,4 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { realpath, stat } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
@@ -126,4 +127,88 @@ export async function resolveDirInside(root: string, segments: readonly string[]
   }
   if (!inside(realRoot, current)) throw new HttpError(403, 'forbidden_path', 'The path leaves its folder');
   return current;
+}
+
+/*
+ * Remote access is opt-in and authenticated. On loopback the server stays token-free (only this machine's
+ * users reach it and the origin checks stop web pages); bound to any other address it requires a token on
+ * every HTTP request and WebSocket handshake, because the API runs arbitrary graphs and writes files.
+ *
+ * A client presents the token as `Authorization: Bearer <t>`, an `X-ResFlow-Token` header, a `token` query
+ * parameter (WebSocket clients that cannot set headers), or the cookie a browser receives after opening any
+ * page once with `?token=<t>`: the editor then works unchanged, its fetches and its socket carry the cookie.
+ */
+
+export const TOKEN_COOKIE = 'resflow_token';
+export const TOKEN_ENV = 'RESFLOW_TOKEN';
+const MIN_TOKEN_LENGTH = 16;
+
+export function newAccessToken(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+/**
+ * The token a server bound to `host` must require: the one given (flag/env/option), a fresh one when bound
+ * beyond loopback, none on loopback unless one was given.
+ */
+export function accessTokenFor(host: string, given?: string): string | undefined {
+  const token = given?.trim();
+  if (token) {
+    if (token.length < MIN_TOKEN_LENGTH) throw new Error(`The access token must be at least ${MIN_TOKEN_LENGTH} characters long`);
+    if (!/^[\x21-\x7e]+$/.test(token) || /[;,"\\]/.test(token)) throw new Error('The access token must be printable ASCII without ; , " or \\');
+    return token;
+  }
+  return isLoopbackHost(host) ? undefined : newAccessToken();
+}
+
+function sameToken(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function cookieValue(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+/** Every place a request may carry the token; `query` is the `token` search parameter. */
+function presented(headers: IncomingHttpHeaders, url: URL): string[] {
+  const found: string[] = [];
+  const auth = headers.authorization;
+  if (auth?.toLowerCase().startsWith('bearer ')) found.push(auth.slice(7).trim());
+  const custom = headers['x-resflow-token'];
+  if (typeof custom === 'string') found.push(custom.trim());
+  const cookie = cookieValue(headers.cookie, TOKEN_COOKIE);
+  if (cookie) found.push(cookie);
+  const query = url.searchParams.get('token');
+  if (query) found.push(query);
+  return found;
+}
+
+/** undefined when no token is required or a valid one came with the request; else the 401 to answer. */
+export function checkAccessToken(headers: IncomingHttpHeaders, url: URL, token: string | undefined): HttpError | undefined {
+  if (token === undefined) return undefined;
+  if (presented(headers, url).some((t) => sameToken(t, token))) return undefined;
+  return new HttpError(
+    401,
+    'unauthorized',
+    'This server is reachable from the network and needs its access token: open the editor once with ?token=<token>, ' +
+      'or send "Authorization: Bearer <token>" (WebSocket clients may add ?token=<token>)',
+  );
+}
+
+/** The Set-Cookie value that logs a browser in after it opened a page with a valid `?token=`. */
+export function tokenCookie(token: string): string {
+  return `${TOKEN_COOKIE}=${token}; Path=/; HttpOnly; SameSite=Strict`;
+}
+
+/** The URL without its `token` parameter, where a browser is sent after the cookie is set. */
+export function withoutToken(url: URL): string {
+  const clean = new URL(url.href);
+  clean.searchParams.delete('token');
+  return `${clean.pathname}${clean.search}`;
 }

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -14,9 +15,10 @@ import { PromptQueue } from './prompt-queue.js';
 import type { ServerQueue } from './server-queue.js';
 import { Router } from './router.js';
 import { addFileRoutes } from './routes-files.js';
+import { addUserdataRoutes } from './routes-userdata.js';
 import { addInfoRoutes } from './routes-info.js';
 import { addPromptRoutes } from './routes-prompt.js';
-import { checkRequestOrigin, isLoopbackHost, type OriginPolicy } from './security.js';
+import { accessTokenFor, checkAccessToken, checkRequestOrigin, isLoopbackHost, tokenCookie, withoutToken, type OriginPolicy } from './security.js';
 import { serveStatic } from './static.js';
 import { DEFAULT_WORKFLOW_FILES, WorkflowLibrary } from './workflows.js';
 import { clientIdFrom, WsHub } from './ws-hub.js';
@@ -38,6 +40,11 @@ export interface ServerOptions extends OriginPolicy {
   /** Bundled workflows (the repository's workflows/ by default). */
   workflowsDir?: string;
   defaultWorkflows?: readonly string[];
+  /**
+   * Required on every request when set. Bound beyond loopback the server always requires one: this one, or a
+   * fresh random token (see RunningServer.accessToken). Loopback stays token-free unless one is given.
+   */
+  accessToken?: string;
   maxUploadBytes?: number;
   maxJsonBytes?: number;
   historyLimit?: number;
@@ -55,6 +62,8 @@ export interface RunningServer {
   queue: ServerQueue;
   hub: WsHub;
   http: Server;
+  /** The token clients must present (undefined on loopback without one). */
+  accessToken?: string;
   /** Stops accepting work, interrupts the running prompt, closes sockets and the listener. */
   close(): Promise<void>;
 }
@@ -77,6 +86,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const staticDir = options.staticDir ?? `${REPO_ROOT}renderer/dist`;
   const log = options.log ?? ((m: string) => console.log(m));
   const boundToLoopback = isLoopbackHost(host);
+  const accessToken = accessTokenFor(host, options.accessToken);
   const features = { supports_preview_metadata: false, max_upload_size: maxUploadBytes };
 
   const executor = options.executor ?? new Executor();
@@ -101,17 +111,25 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   addPromptRoutes(router, { registry, queue, maxJsonBytes });
   addInfoRoutes(router, { env, registry, workflows, features });
   addFileRoutes(router, { env, maxUploadBytes });
+  addUserdataRoutes(router, { userDir: join(env.dataDir, 'user', 'default'), maxBytes: maxJsonBytes });
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const forbidden = checkRequestOrigin(req.headers, options, boundToLoopback);
     if (forbidden) throw forbidden;
     const url = new URL(req.url ?? '/', 'http://localhost');
+    const denied = checkAccessToken(req.headers, url, accessToken);
+    if (denied) throw denied;
     const method = req.method ?? 'GET';
     const found = router.match(method, url.pathname);
     if (found instanceof HttpError) throw found;
     if (found) return found.handler({ req, res, url, params: found.params });
     if (url.pathname === '/api' || url.pathname.startsWith('/api/')) throw new HttpError(404, 'not_found', `No route ${method} ${url.pathname}`);
     if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, 'method_not_allowed', `${method} is not allowed on ${url.pathname}`);
+    if (accessToken && url.searchParams.has('token')) {
+      // A browser opened the printed link: log it in with a cookie and drop the token from the address bar.
+      res.writeHead(303, { location: withoutToken(url), 'set-cookie': tokenCookie(accessToken), 'cache-control': 'no-store', 'content-length': 0 });
+      return void res.end();
+    }
     return serveStatic(staticDir, req, res, url.pathname);
   };
 
@@ -134,7 +152,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     };
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname !== '/ws' && url.pathname !== '/api/ws') return refuse(404, 'Not Found');
-    const forbidden = checkRequestOrigin(req.headers, options, boundToLoopback);
+    const forbidden = checkRequestOrigin(req.headers, options, boundToLoopback) ?? checkAccessToken(req.headers, url, accessToken);
     if (forbidden) return refuse(forbidden.status, forbidden.message);
     wss.handleUpgrade(req, socket, head, (ws) => hub!.attach(ws, clientIdFrom(url.searchParams.get('clientId'))));
   });
@@ -160,5 +178,5 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await new Promise<void>((resolve) => http.close(() => resolve()));
     })());
 
-  return { url, host, port, executor, queue, hub, http, close };
+  return { url, host, port, executor, queue, hub, http, accessToken, close };
 }

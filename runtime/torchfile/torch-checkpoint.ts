@@ -1,5 +1,4 @@
-import type { DType } from '../safetensors/dtypes.js';
-import { DTYPE_SIZES } from '../safetensors/dtypes.js';
+import { bytesToFloat32, DTYPE_SIZES, type DType } from '../safetensors/dtypes.js';
 import type { TensorInfo } from '../safetensors/reader.js';
 import { ForbiddenGlobalError, UnpicklingError, unpickle, type PickledObject, type SafeCallable } from './unpickle.js';
 import { readZipDirectory, readZipMember, ZipError, type ZipEntry } from './zip.js';
@@ -166,8 +165,16 @@ export interface TorchCheckpointTable {
   fileSize: number;
 }
 
-/** Reads the tensor table of a PyTorch zip checkpoint without reading any tensor data. */
-export function readTorchCheckpoint(path: string, fileSize: number): TorchCheckpointTable {
+interface OpenedArchive {
+  entries: Map<string, ZipEntry>;
+  /** The archive's top folder (`archive`, or the file's stem for newer torch versions). */
+  root: string;
+  /** The unpickled object graph; tensors are TensorRefs, not yet read. */
+  object: unknown;
+}
+
+/** The archive's directory and its unpickled object, every refusal or damage worded with the file named. */
+function openArchive(path: string): OpenedArchive {
   let entries: Map<string, ZipEntry>;
   try {
     entries = readZipDirectory(path);
@@ -195,6 +202,12 @@ export function readTorchCheckpoint(path: string, fileSize: number): TorchCheckp
     if (e instanceof UnpicklingError) throw new TorchCheckpointError(path, `unreadable pickle: ${e.message}`);
     throw e;
   }
+  return { entries, root, object };
+}
+
+/** Reads the tensor table of a PyTorch zip checkpoint without reading any tensor data. */
+export function readTorchCheckpoint(path: string, fileSize: number): TorchCheckpointTable {
+  const { entries, root, object } = openArchive(path);
   const tensors = new Map<string, TensorInfo>();
   for (const [name, t] of collectTensors(object)) {
     const entry = entries.get(`${root}/data/${t.storage.key}`);
@@ -209,4 +222,56 @@ export function readTorchCheckpoint(path: string, fileSize: number): TorchCheckp
   }
   if (tensors.size === 0) throw new TorchCheckpointError(path, 'the checkpoint holds no tensors');
   return { tensors, metadata: { format: 'pt' }, fileSize };
+}
+
+/** A tensor read whole from a torch.save archive, as float32. */
+export interface LoadedTensor {
+  kind: 'tensor';
+  dtype: DType;
+  shape: number[];
+  data: Float32Array;
+}
+
+export type TorchValue = null | boolean | number | string | TorchValue[] | Map<TorchValue, TorchValue> | LoadedTensor;
+
+/**
+ * A small torch.save file read whole into plain values (dicts become Maps, tensors float32 copies, strided views
+ * gathered): for files that mix tensors with settings, such as A1111 hypernetworks. Same allow-list as above.
+ */
+export function readTorchObject(path: string): TorchValue {
+  const { entries, root, object } = openArchive(path);
+  const storages = new Map<string, Float32Array>();
+  const storage = (ref: StorageRef): Float32Array => {
+    let data = storages.get(ref.key);
+    if (!data) {
+      const entry = entries.get(`${root}/data/${ref.key}`);
+      if (!entry) throw new TorchCheckpointError(path, `storage ${ref.key} is missing from the archive`);
+      data = bytesToFloat32(readZipMember(path, entry), ref.dtype);
+      storages.set(ref.key, data);
+    }
+    return data;
+  };
+  const gather = (t: TensorRef): LoadedTensor => {
+    const data = storage(t.storage);
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    const out = new Float32Array(n);
+    const index = new Array<number>(t.shape.length).fill(0);
+    for (let i = 0; i < n; i++) {
+      let at = t.offset;
+      for (let d = 0; d < t.shape.length; d++) at += index[d]! * t.stride[d]!;
+      if (at >= data.length) throw new TorchCheckpointError(path, 'tensor extends past its storage (truncated?)');
+      out[i] = data[at]!;
+      for (let d = t.shape.length - 1; d >= 0 && ++index[d]! >= t.shape[d]!; d--) index[d] = 0;
+    }
+    return { kind: 'tensor', dtype: t.storage.dtype, shape: [...t.shape], data: out };
+  };
+  const plainValue = (v: unknown): TorchValue => {
+    if (isTensorRef(v)) return gather(v);
+    if (v instanceof Map) return new Map([...v].map(([k, x]) => [plainValue(k), plainValue(x)]));
+    if (Array.isArray(v)) return v.map(plainValue);
+    if (v === null || typeof v === 'boolean' || typeof v === 'number' || typeof v === 'string') return v;
+    if (typeof v === 'bigint') return Number(v);
+    return null;
+  };
+  return plainValue(object);
 }

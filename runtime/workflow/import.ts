@@ -45,10 +45,33 @@ export function importWorkflow(input: unknown, registry: NodeRegistry): ParseRes
   if (format === 'api') {
     const parsed = parseApiPrompt(value);
     if (!parsed.success) return parsed;
-    return { success: true, data: { format, prompt: parsed.data, workflow: apiToEditor(parsed.data, registry), warnings: [] } };
+    const warnings: string[] = [];
+    const prompt = fillMissingWidgets(parsed.data, registry, warnings);
+    return { success: true, data: { format, prompt, workflow: apiToEditor(prompt, registry), warnings } };
   }
   return {
     success: false,
     error: new WorkflowParseError('workflow', [{ path: '$', message: 'neither an editor workflow (nodes array) nor an API prompt (nodes with class_type)' }]),
   };
+}
+
+/**
+ * API prompts saved by older ComfyUI versions lack widget inputs added since (VAEEncodeForInpaint's
+ * grow_mask_by, a scheduler's denoise). Opening such a file fills them with the node's default and says so;
+ * the server's /prompt route stays as strict as ComfyUI's.
+ */
+function fillMissingWidgets(prompt: ApiPrompt, registry: NodeRegistry, warnings: string[]): ApiPrompt {
+  let out: ApiPrompt | undefined;
+  for (const [id, node] of Object.entries(prompt)) {
+    const def = registry.get(node.class_type);
+    if (!def) continue;
+    for (const input of def.inputs) {
+      if (!input.widget || !input.required || input.name in node.inputs) continue;
+      if (!('default' in input.spec) || input.spec.default === undefined) continue;
+      out ??= structuredClone(prompt);
+      out[id]!.inputs[input.name] = input.spec.default;
+      warnings.push(`node ${id} (${node.class_type}): no value for "${input.name}", using its default ${JSON.stringify(input.spec.default)}`);
+    }
+  }
+  return out ?? prompt;
 }

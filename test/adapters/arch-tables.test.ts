@@ -10,7 +10,7 @@ import {
   unetKeyShapes,
 } from '../../runtime/adapters/arch-tables.js';
 import { SafetensorsFile } from '../../runtime/safetensors/index.js';
-import { hasShared, readJson, shared } from './helpers.js';
+import { readJson, shared } from './helpers.js';
 
 const P = UNET_PREFIX;
 
@@ -69,7 +69,7 @@ describe('full-size UNet tables', () => {
   });
 });
 
-describe.skipIf(!hasShared)('tiny conformance checkpoints', () => {
+describe('tiny conformance checkpoints', () => {
   const cases = [
     ['SD1.5', 'conformance/models/tiny-sd15-a.safetensors', 'conformance/lora-resadapter/case.json'],
     ['SDXL', 'conformance-sdxl/models/tiny-sdxl-a.safetensors', 'conformance-sdxl/lora-resadapter-sdxl/case.json'],

@@ -1,12 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import type { TensorSource } from '../../runtime/adapters/lora-format.js';
 import { SafetensorsFile } from '../../runtime/safetensors/index.js';
 
-export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const shared = (...p: string[]) => path.resolve(repoRoot, '../shared', ...p);
-export const hasShared = existsSync(shared('conformance')) && existsSync(shared('resadapter'));
+export { repoRoot, shared } from '../shared-data.js';
 
 export const readJson = <T = any>(p: string): T => JSON.parse(readFileSync(p, 'utf8')) as T;
 

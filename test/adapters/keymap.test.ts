@@ -8,7 +8,7 @@ import {
   unetDiffusersToLdm,
 } from '../../runtime/adapters/keymap.js';
 import { SafetensorsFile } from '../../runtime/safetensors/index.js';
-import { hasShared, readJson, shared } from './helpers.js';
+import { readJson, shared } from './helpers.js';
 
 describe('diffusers → LDM UNet names', () => {
   const sd15 = unetDiffusersModulesToLdm(SD15_UNET);
@@ -77,7 +77,7 @@ describe('diffusers → LDM UNet names', () => {
   });
 });
 
-describe.skipIf(!hasShared)('conformance name tables', () => {
+describe('conformance name tables', () => {
   for (const [name, ckpt, caseFile] of [
     ['SD1.5', 'conformance/models/tiny-sd15-a.safetensors', 'conformance/lora-resadapter/case.json'],
     ['SDXL', 'conformance-sdxl/models/tiny-sdxl-a.safetensors', 'conformance-sdxl/lora-resadapter-sdxl/case.json'],

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { keyShapesOf, sd15KeyShapes, sdxlKeyShapes } from '../../runtime/adapters/arch-tables.js';
 import { LoraError, parseLora } from '../../runtime/adapters/lora-format.js';
 import { SafetensorsFile } from '../../runtime/safetensors/index.js';
-import { hasShared, memSource, readJson, shared } from './helpers.js';
+import { memSource, readJson, shared } from './helpers.js';
 
 const conv = (name: string, r: number, cin: number, cout: number, alpha?: number) => ({
   [`${name}.lora_down.weight`]: [r, cin, 3, 3],
@@ -147,7 +147,7 @@ describe('errors name the LoRA key', () => {
   });
 });
 
-describe.skipIf(!hasShared)('conformance LoRA files', () => {
+describe('conformance LoRA files', () => {
   const tiny = () => keyShapesOf(SafetensorsFile.open(shared('conformance/models/tiny-sd15-a.safetensors')));
 
   it('lora-kohya: every module lands on the layer case.json names', () => {

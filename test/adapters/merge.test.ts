@@ -4,7 +4,7 @@ import { parseLora, type LoraPatch } from '../../runtime/adapters/lora-format.js
 import { applyLora, blendNorm, computePatchedWeights, loraProduct, loraScale } from '../../runtime/adapters/merge.js';
 import { loadResAdapter } from '../../runtime/adapters/resadapter.js';
 import { SafetensorsFile } from '../../runtime/safetensors/index.js';
-import { caseTolerance, closeness, hasShared, memSource, readJson, shared } from './helpers.js';
+import { caseTolerance, closeness, memSource, readJson, shared } from './helpers.js';
 
 /** Straightforward float64 reference of W + strength·(alpha/rank)·up@down, independent of merge.ts. */
 function naiveMerge(w: Float32Array, p: LoraPatch, strength: number): Float64Array {
@@ -126,7 +126,7 @@ describe('merge math', () => {
   });
 });
 
-describe.skipIf(!hasShared)('conformance: merged weights', () => {
+describe('conformance: merged weights', () => {
   for (const [name, dir, ckpt, adapterDir] of [
     ['lora-resadapter', 'conformance/lora-resadapter', 'conformance/models/tiny-sd15-a.safetensors', 'conformance/models/resadapter-a'],
     [
@@ -212,7 +212,7 @@ describe.skipIf(!hasShared)('conformance: merged weights', () => {
   });
 });
 
-describe.skipIf(!hasShared)('full-size merge', () => {
+describe('full-size merge', () => {
   it('merges the six SD1.5 ResAdapter convs (rank 16, up to 1280 channels) within seconds', () => {
     const table = sd15KeyShapes();
     const { patches } = parseLora(shared('resadapter/resadapter_v2_sd1.5/pytorch_lora_weights.safetensors'), table);

@@ -10,11 +10,11 @@ import {
   resolveResAdapterFiles,
 } from '../../runtime/adapters/resadapter.js';
 import { SafetensorsFile } from '../../runtime/safetensors/index.js';
-import { hasShared, shared } from './helpers.js';
+import { shared } from './helpers.js';
 
-const variants = hasShared ? readdirSync(shared('resadapter')).sort() : [];
+const variants = readdirSync(shared('resadapter')).sort();
 
-describe.skipIf(!hasShared)('released ResAdapter variants on full-size tables', () => {
+describe('released ResAdapter variants on full-size tables', () => {
   const sd15 = sd15KeyShapes();
   const sdxl = sdxlKeyShapes();
 
@@ -75,7 +75,7 @@ describe.skipIf(!hasShared)('released ResAdapter variants on full-size tables', 
   });
 });
 
-describe.skipIf(!hasShared)('ResAdapter files', () => {
+describe('ResAdapter files', () => {
   const tmp = mkdtempSync(path.join(tmpdir(), 'resflow-resadapter-'));
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
   const src = shared('conformance/models/resadapter-a');

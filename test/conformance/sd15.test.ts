@@ -1,15 +1,15 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { listCases, runConformance, formatCaseReport } from '../../runtime/conformance/runner.js';
 import { REPO } from '../nodes/helpers.js';
+import { sharedPathUnchecked, shared } from '../shared-data.js';
 
-const FOLDER = resolve(REPO, '../shared/conformance');
+const FOLDER = sharedPathUnchecked('conformance');
 
-describe('ComfyUI conformance (../shared/conformance) through `resflow conformance`', () => {
+describe('ComfyUI conformance (the shared conformance folder) through `resflow conformance`', () => {
   it('the shared conformance data is present', () => {
-    expect(existsSync(join(FOLDER, 'index.json')), `missing ${FOLDER}`).toBe(true);
+    expect(shared('conformance', 'index.json')).toBe(join(FOLDER, 'index.json'));
   });
 
   it('every case passes within its tolerances', async () => {

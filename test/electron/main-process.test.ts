@@ -119,9 +119,9 @@ describe('Electron main process', () => {
   it('opens a workflow through the dialog and returns its bytes; cancel returns null', async () => {
     const fake = fakeElectron();
     const { d, files } = deps();
-    files.set('/work/flow.json', '{"nodes":[]}');
+    files.set('/docs/flow.json', '{"nodes":[]}');
     await runShell(fake.electron, d);
-    fake.dialogs.open.push({ canceled: false, filePaths: ['/work/flow.json'] });
+    fake.dialogs.open.push({ canceled: false, filePaths: ['/docs/flow.json'] });
     const opened = (await fake.invoke(IPC.openWorkflow, `${URL_}/`)) as { name: string; data: ArrayBuffer };
     expect(opened.name).toBe('flow.json');
     expect(new TextDecoder().decode(opened.data)).toBe('{"nodes":[]}');
@@ -132,13 +132,13 @@ describe('Electron main process', () => {
     const fake = fakeElectron();
     const { d, files } = deps();
     await runShell(fake.electron, d);
-    fake.dialogs.save.push({ canceled: false, filePath: '/work/mine.json' });
-    expect(await fake.invoke(IPC.saveWorkflow, `${URL_}/`, 'my flow', '{"a":1}', true)).toBe('/work/mine.json');
+    fake.dialogs.save.push({ canceled: false, filePath: '/docs/mine.json' });
+    expect(await fake.invoke(IPC.saveWorkflow, `${URL_}/`, 'my flow', '{"a":1}', true)).toBe('/docs/mine.json');
     expect(fake.dialogs.saveOptions[0].defaultPath).toBe('/home/user/Documents/my flow.json');
-    expect(files.get('/work/mine.json')).toBe('{"a":1}');
-    expect(await fake.invoke(IPC.saveWorkflow, `${URL_}/`, 'my flow', '{"a":2}', false)).toBe('/work/mine.json');
+    expect(files.get('/docs/mine.json')).toBe('{"a":1}');
+    expect(await fake.invoke(IPC.saveWorkflow, `${URL_}/`, 'my flow', '{"a":2}', false)).toBe('/docs/mine.json');
     expect(fake.dialogs.saveOptions).toHaveLength(1);
-    expect(files.get('/work/mine.json')).toBe('{"a":2}');
+    expect(files.get('/docs/mine.json')).toBe('{"a":2}');
     await expect(fake.invoke(IPC.saveWorkflow, `${URL_}/`, 'x', { not: 'text' }, false)).rejects.toThrow(/invalid save request/);
     fake.dialogs.save.push({ canceled: true });
     expect(await fake.invoke(IPC.saveWorkflow, `${URL_}/`, 'x', '{}', true)).toBeNull();

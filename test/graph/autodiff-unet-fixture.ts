@@ -2,7 +2,6 @@
  * The tiny conformance UNet with an epsilon-prediction MSE loss, as ResAdapter training sees it: frozen
  * weights everywhere except a few resnet GroupNorm affines and a down/upsampler conv.
  */
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Graph, TensorData } from '../../runtime/graph/index.js';
 import { GraphExtender } from '../../runtime/graph/autodiff/index.js';
@@ -14,7 +13,6 @@ import { CONFORMANCE_DIR } from '../sampling/conformance.js';
 import { uniform } from './harness.js';
 
 export const TINY_UNET = join(CONFORMANCE_DIR, 'models', 'tiny-sd15-a.safetensors');
-export const hasTinyUnet = () => existsSync(TINY_UNET);
 
 const PREFIX = 'model.diffusion_model.';
 

@@ -8,7 +8,7 @@ import { compileGraph, type CompiledSession, type Graph, type TensorData } from 
 import { evaluateReference, type RefFeed } from '../../runtime/graph/reference.js';
 import { buildGradientGraph, isShapeOnlyInput, planGradient } from '../../runtime/graph/autodiff/index.js';
 import { rng } from './harness.js';
-import { hasTinyUnet, TRAINABLE, tinyUnetFeeds, tinyUnetLossGraph } from './autodiff-unet-fixture.js';
+import { TRAINABLE, tinyUnetFeeds, tinyUnetLossGraph } from './autodiff-unet-fixture.js';
 
 const SIZES = [
   { b: 1, h: 8, w: 8 },
@@ -17,7 +17,7 @@ const SIZES = [
 const H = 1e-3;
 const rms = (x: Float64Array) => Math.max(1e-2, Math.sqrt(x.reduce((s, v) => s + v * v, 0) / x.length));
 
-describe.skipIf(!hasTinyUnet())('autodiff: tiny UNet, eps-MSE loss', () => {
+describe('autodiff: tiny UNet, eps-MSE loss', () => {
   let forward: Graph;
   let plain: Graph;
   let recomputed: Graph;

@@ -264,6 +264,21 @@ const FORWARD_CASES: OpCase[] = [
       g.output('axis1', g.gather(x, g.constant(new BigInt64Array([4n, 0n, -1n, 2n]), [2, 2]), 1));
     },
   },
+  {
+    name: 'inference-only ops (acos, select, reduce_max, reshape_to)',
+    sizes: IMG,
+    build(g) {
+      const x = g.input('x', 'float32', ['B', 3, 'H', 'W']);
+      const t = g.tanh(x);
+      g.output('acos', g.acos(g.mul(t, 0.999)));
+      g.output('select', g.select(g.greater(x, 0.1), x, g.neg(g.exp(x))));
+      g.output('select_scalar', g.select(g.greater(x, 0), 0, x));
+      g.output('max_hw', g.reduceMax(x, [2, 3]));
+      g.output('max_c', g.reduceMax(x, [1], false));
+      const shape = g.constant(new BigInt64Array([0n, -1n, 3n]), [3]);
+      g.output('reshape_to', g.reshapeTo(g.transpose(x, [0, 2, 3, 1]), shape, ['B', 'HW', 3]));
+    },
+  },
 ];
 
 const CASES = [...FORWARD_CASES, ...AUTODIFF_CASES];

@@ -6,7 +6,9 @@ function linearGraph(seed: number) {
   const g = new GraphBuilder();
   const x = g.input('x', 'float32', ['B', 256]);
   const w = g.weight(`w${seed}`, [256, 256], { key: `budget-test#${seed}`, load: () => Float32Array.from({ length: 256 * 256 }, (_, i) => ((i * (seed + 3)) % 17) / 17 - 0.5) });
-  g.output('y', g.linear(x, w));
+  // A small overridable bias: its F32 default is what an unloaded session must not keep.
+  const b = g.weight(`b${seed}`, [256], { key: `budget-test-bias#${seed}`, load: () => new Float32Array(256).fill(seed / 10) }, { overridable: true });
+  g.output('y', g.linear(x, w, b));
   return g.graph;
 }
 
@@ -30,6 +32,9 @@ describe('session memory budget', () => {
     }
     expect(sessions[0]!.loaded).toBe(false);
     expect(sessions[3]!.loaded).toBe(true);
+    // Unloading frees the F32 defaults of overridable weights too, and running again restores them.
+    expect(sessions[0]!.defaultBytes).toBe(0);
+    expect(sessions[3]!.defaultBytes).toBe(256 * 4);
     expect(sessionStats().weightBytes).toBeLessThanOrEqual(0.6 * 2 ** 20);
     // The unloaded one still answers, identically, and the budget still holds afterwards.
     const again = (await sessions[0]!.run({ x })).y!.data as Float32Array;

@@ -1,15 +1,15 @@
 import { copyFileSync, mkdtempSync, openSync, closeSync, ftruncateSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { detectFamily, openSd1Checkpoint } from '../../runtime/models/checkpoint.js';
 import { inferUnetConfig } from '../../runtime/models/unet/config.js';
 import { UnetModel } from '../../runtime/models/unet/model.js';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../../runtime/safetensors/index.js';
-import { REPO } from '../nodes/helpers.js';
+import { shared } from '../shared-data.js';
 
-const TINY = resolve(REPO, '../shared/conformance/models/tiny-sd15-a.safetensors');
-const SDXL = resolve(REPO, '../shared/conformance-sdxl/models/tiny-sdxl-a.safetensors');
+const TINY = shared('conformance', 'models', 'tiny-sd15-a.safetensors');
+const SDXL = shared('conformance-sdxl', 'models', 'tiny-sdxl-a.safetensors');
 
 function rewrite(edit: (name: string, t: TensorToWrite) => TensorToWrite | null): string {
   const src = SafetensorsFile.open(TINY);

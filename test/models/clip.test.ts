@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClipTextEncoder, clipConfigFromHF, type ClipConfig } from '../../runtime/models/clip/index.js';
 import { ModelKeyError } from '../../runtime/models/weights.js';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../../runtime/safetensors/index.js';
-import { CONFORMANCE_DIR, hasCase, loadCase, toleranceOf, type ConformanceCase, type Tolerance } from '../sampling/conformance.js';
+import { CONFORMANCE_DIR, loadCase, toleranceOf, type ConformanceCase, type Tolerance } from '../sampling/conformance.js';
 
 const PREFIX = 'cond_stage_model.transformer.text_model.';
 const CHECKPOINT = join(CONFORMANCE_DIR, 'models', 'tiny-sd15-a.safetensors');
@@ -40,7 +40,7 @@ function checkTensor(c: ConformanceCase, name: string, actual: ArrayLike<number>
 const windowOf = (c: ConformanceCase, name: string) => Array.from(c.inputs.readFloat32(name), Math.round);
 const sub = (data: ArrayLike<number>, start: number, len: number) => Array.from({ length: len }, (_, i) => data[start + i]!);
 
-describe.skipIf(!hasCase('clip'))('CLIP text encoder vs ComfyUI (clip case)', () => {
+describe('CLIP text encoder vs ComfyUI (clip case)', () => {
   let c: ConformanceCase;
   let config: Partial<ClipConfig>;
   let enc: ClipTextEncoder;

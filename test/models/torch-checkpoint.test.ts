@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createCoreRegistry } from '../../nodes/core/index.js';
 import { createRuntimeEnv } from '../../nodes/env.js';
@@ -15,6 +15,7 @@ import { TorchCheckpointError } from '../../runtime/torchfile/torch-checkpoint.j
 import { ForbiddenGlobalError, unpickle } from '../../runtime/torchfile/unpickle.js';
 import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
 import { REPO } from '../nodes/helpers.js';
+import { sharedPathUnchecked } from '../shared-data.js';
 
 /**
  * PyTorch zip checkpoints written by Python's own pickle module (scripts/fixtures/torch_zip.py mirrors what
@@ -22,7 +23,7 @@ import { REPO } from '../nodes/helpers.js';
  */
 
 const SCRIPT = join(REPO, 'scripts/fixtures/torch_zip.py');
-const TWIN = resolve(REPO, '../shared/conformance/models/tiny-sd15-a.safetensors');
+const TWIN = sharedPathUnchecked('conformance', 'models', 'tiny-sd15-a.safetensors');
 
 function python(...args: string[]): void {
   execFileSync('python3', [SCRIPT, ...args], { stdio: 'pipe' });

@@ -1,14 +1,13 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { crop, tiledScale, Vae, type ImageBatch, type Nchw } from '../../runtime/models/vae/index.js';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../../runtime/safetensors/index.js';
+import { shared } from '../shared-data.js';
 
-const CONF = process.env.RESFLOW_CONFORMANCE ?? '/work/shared/conformance';
-const CASE_DIR = join(CONF, 'vae');
-const CKPT = join(CONF, 'models', 'tiny-sd15-a.safetensors');
-const haveCase = existsSync(join(CASE_DIR, 'case.json')) && existsSync(CKPT);
+const CASE_DIR = shared('conformance', 'vae');
+const CKPT = shared('conformance', 'models', 'tiny-sd15-a.safetensors');
 
 type Shape4 = [number, number, number, number];
 
@@ -74,8 +73,8 @@ function standaloneTensors(file: SafetensorsFile, dtype: 'F32' | 'F16', skip = n
   return out;
 }
 
-describe.skipIf(!haveCase)('VAE conformance (tiny-sd15-a, ComfyUI reference)', () => {
-  const json = haveCase ? JSON.parse(readFileSync(join(CASE_DIR, 'case.json'), 'utf8')) : null;
+describe('VAE conformance (tiny-sd15-a, ComfyUI reference)', () => {
+  const json = JSON.parse(readFileSync(join(CASE_DIR, 'case.json'), 'utf8'));
   let inputs: SafetensorsFile;
   let expected: SafetensorsFile;
   let vae: Vae;

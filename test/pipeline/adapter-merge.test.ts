@@ -5,7 +5,7 @@ import { loadResAdapter } from '../../runtime/adapters/resadapter.js';
 import { checkpointKeyShapes, loadLoraForModels } from '../../runtime/pipeline/adapter-loaders.js';
 import { LoraProductCache, mergeAdapters } from '../../runtime/pipeline/adapter-merge.js';
 import { PatchedUnet } from '../../runtime/pipeline/patched-model.js';
-import { LORA_KOHYA, LORA_PEFT, RESADAPTER_A, bitsEqual, freshUnet, hasLoraCases, loadCase, unetInputs } from './helpers.js';
+import { LORA_KOHYA, LORA_PEFT, RESADAPTER_A, bitsEqual, freshUnet, loadCase, unetInputs } from './helpers.js';
 
 function expectSameMaps(a: ReadonlyMap<string, Float32Array> | undefined, b: ReadonlyMap<string, Float32Array>): void {
   expect(a).toBeDefined();
@@ -13,7 +13,7 @@ function expectSameMaps(a: ReadonlyMap<string, Float32Array> | undefined, b: Rea
   for (const [k, v] of b) expect(bitsEqual(a!.get(k)!, v), k).toBe(true);
 }
 
-describe.skipIf(!hasLoraCases)('adapter stacks', () => {
+describe('adapter stacks', () => {
   const c = loadCase('lora-resadapter');
   const unet = freshUnet(c);
   const file = unet.weights.file;

@@ -12,12 +12,12 @@ import { LoraProductCache } from '../../runtime/pipeline/adapter-merge.js';
 import { AdapterMismatchError, PatchedClip, PatchedUnet } from '../../runtime/pipeline/patched-model.js';
 import { writeSafetensors } from '../../runtime/safetensors/index.js';
 import {
-  CONFORMANCE_DIR, LORA_KOHYA, LORA_PEFT, RESADAPTER_A, RESADAPTER_DIR, bitsEqual, expectClose, freshClip, freshUnet, hasLoraCases, loadCase, maxAbsDiff, unetInputs,
+  CONFORMANCE_DIR, LORA_KOHYA, LORA_PEFT, RESADAPTER_A, RESADAPTER_DIR, bitsEqual, expectClose, freshClip, freshUnet, loadCase, maxAbsDiff, unetInputs,
 } from './helpers.js';
 
 const CASES = ['lora-resadapter', 'lora-peft', 'lora-kohya'];
 
-describe.skipIf(!hasLoraCases)('adapter conformance through the runner', () => {
+describe('adapter conformance through the runner', () => {
   it('lora-resadapter, lora-peft and lora-kohya pass with every non-debug tensor checked', async () => {
     const rep = await runConformance(CONFORMANCE_DIR, { only: CASES });
     expect(rep.cases.map((c) => c.case)).toEqual(CASES);
@@ -35,7 +35,7 @@ describe.skipIf(!hasLoraCases)('adapter conformance through the runner', () => {
   });
 });
 
-describe.skipIf(!hasLoraCases)('patched handles on the tiny SD1.5 model', () => {
+describe('patched handles on the tiny SD1.5 model', () => {
   const ra = loadCase('lora-resadapter');
   const peft = loadCase('lora-peft');
   const kohya = loadCase('lora-kohya');

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { ConformanceCase, compareTensor } from '../../runtime/conformance/case.js';
@@ -8,14 +7,14 @@ import { inferUnetConfig } from '../../runtime/models/unet/config.js';
 import { UnetModel } from '../../runtime/models/unet/model.js';
 import { WeightSet } from '../../runtime/models/weights.js';
 import { SafetensorsFile } from '../../runtime/safetensors/index.js';
+import { shared } from '../shared-data.js';
 
-export const CONFORMANCE_DIR = process.env.RESFLOW_CONFORMANCE ?? '/work/shared/conformance';
-export const RESADAPTER_DIR = join(CONFORMANCE_DIR, '..', 'resadapter');
+export const CONFORMANCE_DIR = shared('conformance');
+export const RESADAPTER_DIR = shared('resadapter');
 export const CHECKPOINT = join(CONFORMANCE_DIR, 'models', 'tiny-sd15-a.safetensors');
 export const RESADAPTER_A = join(CONFORMANCE_DIR, 'models', 'resadapter-a');
 export const LORA_PEFT = join(CONFORMANCE_DIR, 'models', 'lora-peft-a', 'pytorch_lora_weights.safetensors');
 export const LORA_KOHYA = join(CONFORMANCE_DIR, 'models', 'lora-kohya-a', 'lora.safetensors');
-export const hasLoraCases = ['lora-resadapter', 'lora-peft', 'lora-kohya'].every((n) => existsSync(join(CONFORMANCE_DIR, n, 'case.json')));
 
 export function loadCase(name: string): ConformanceCase {
   return new ConformanceCase(join(CONFORMANCE_DIR, name));

@@ -24,7 +24,7 @@ export interface EditorHarness {
 }
 
 /** Builds the editor bundle, starts a server on the demo model and opens the editor in Chromium. */
-export async function openEditor(): Promise<EditorHarness> {
+export async function openEditor(viewport = { width: 1920, height: 1080 }): Promise<EditorHarness> {
   execFileSync(process.execPath, [join(REPO, 'scripts', 'build-renderer.mjs')], { stdio: 'pipe' });
   const dir = mkdtempSync(join(tmpdir(), 'resflow-e2e-'));
   const env = createRuntimeEnv({ dataDir: dir });
@@ -34,7 +34,7 @@ export async function openEditor(): Promise<EditorHarness> {
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
   });
-  const context = await browser.newContext({ viewport: { width: 1920, height: 1080 } });
+  const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   const problems: string[] = [];
   page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));

@@ -21,7 +21,7 @@ type Debug = {
   screenPos(id: string, dx: number, dy: number): [number, number];
   slotPos(id: string, input: boolean, slot: number): [number, number];
   nodeErrors(id: string): { has_errors: boolean; messages: string[] };
-  app: { view: { fitToContent(): void; nodeById(id: string): { pos: number[]; size: number[] } } };
+  app: { view: { fitToContent(minScale?: number): void; nodeById(id: string): { pos: number[]; size: number[] } } };
 };
 
 function rf<T>(page: Page, fn: (r: Debug) => T): Promise<T> {
@@ -110,12 +110,12 @@ describe('editor in Chromium', () => {
     await page.fill('.library-search', '');
     const preview = (await rf(page, (r) => r.nodeTypes())).find((n) => n.type === 'PreviewImage')!;
     expect(preview).toBeDefined();
-    // Park it below the graph where nothing covers its slot, then fit the view.
+    // Park it below the graph where nothing covers its slot, then zoom out until all three nodes are on screen.
     await page.evaluate((id) => {
       const r = (window as unknown as { resflow: Debug }).resflow;
       const node = r.app.view.nodeById(id);
       node.pos = [node.pos[0], 900];
-      r.app.view.fitToContent();
+      r.app.view.fitToContent(0.1);
     }, preview.id);
     const before = await rf(page, (r) => r.links().length);
     const checkpoint = (await rf(page, (r) => r.nodeTypes())).find((n) => n.type === 'CheckpointLoaderSimple')!;

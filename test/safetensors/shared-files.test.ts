@@ -4,15 +4,14 @@
  * loader can rely on them.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { DTYPE_SIZES, SafetensorsFile } from '../../runtime/safetensors/index.js';
+import { shared } from '../shared-data.js';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const resadapterDir = path.resolve(repoRoot, '../shared/resadapter');
-const conformanceDir = path.resolve(repoRoot, '../shared/conformance');
+const resadapterDir = shared('resadapter');
+const conformanceDir = shared('conformance');
 
 /** Reads every tensor and checks that the tensors tile the data section exactly, in some order. */
 function readAll(f: SafetensorsFile): Map<string, Float32Array> {
@@ -65,7 +64,7 @@ const NORMS = {
   sdxl: { count: 68, channels: { 320: 16, 640: 18, 960: 4, 1280: 22, 1920: 4, 2560: 4 } },
 };
 
-describe.skipIf(!existsSync(resadapterDir))('released ResAdapter files', () => {
+describe('released ResAdapter files', () => {
   it('has exactly the eight released variants', () => {
     expect(readdirSync(resadapterDir).sort()).toEqual(Object.keys(VARIANTS).sort());
   });
@@ -122,7 +121,7 @@ function safetensorsUnder(dir: string): string[] {
     .sort();
 }
 
-describe.skipIf(!existsSync(conformanceDir))('conformance vectors', () => {
+describe('conformance vectors', () => {
   const index = JSON.parse(readFileSync(path.join(conformanceDir, 'index.json'), 'utf8')) as {
     files: Record<string, { bytes: number; sha256: string }>;
   };

@@ -1,9 +1,10 @@
-/** Loading and comparing the shared conformance vectors (see /work/shared/conformance/README.md). */
-import { existsSync, readFileSync } from 'node:fs';
+/** Loading and comparing the shared conformance vectors (see conformance/README.md in the shared data). */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SafetensorsFile } from '../../runtime/safetensors/index.js';
+import { shared } from '../shared-data.js';
 
-export const CONFORMANCE_DIR = process.env.RESFLOW_CONFORMANCE ?? '/work/shared/conformance';
+export const CONFORMANCE_DIR = shared('conformance');
 
 export interface Tolerance {
   atol: number;
@@ -32,12 +33,8 @@ export interface ConformanceCase {
   expected: SafetensorsFile;
 }
 
-export function hasCase(name: string): boolean {
-  return existsSync(join(CONFORMANCE_DIR, name, 'case.json'));
-}
-
 export function loadCase(name: string): ConformanceCase {
-  const dir = join(CONFORMANCE_DIR, name);
+  const dir = shared('conformance', name);
   return {
     dir,
     json: JSON.parse(readFileSync(join(dir, 'case.json'), 'utf8')) as ConformanceCase['json'],

@@ -1,6 +1,4 @@
-import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { SafetensorsFile } from '../../runtime/safetensors/index.js';
 import {
@@ -10,10 +8,10 @@ import {
   randnLike,
   TorchGenerator,
 } from '../../runtime/sampling/torch-rng.js';
+import { shared } from '../shared-data.js';
 
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const rngDir = path.resolve(repoRoot, '../shared/conformance/rng');
-const samplersDir = path.resolve(repoRoot, '../shared/conformance/samplers');
+const rngDir = shared('conformance', 'rng');
+const samplersDir = shared('conformance', 'samplers');
 
 interface Diff {
   maxAbs: number;
@@ -176,7 +174,7 @@ describe('Mt19937 / seeding', () => {
   });
 });
 
-describe.skipIf(!existsSync(rngDir))('conformance: rng (torch 1.13.1, AVX2)', () => {
+describe('conformance: rng (torch 1.13.1, AVX2)', () => {
   const file = (): SafetensorsFile => SafetensorsFile.open(path.join(rngDir, 'expected.safetensors'));
 
   it('reproduces every tensor bit for bit', () => {
@@ -221,7 +219,7 @@ describe.skipIf(!existsSync(rngDir))('conformance: rng (torch 1.13.1, AVX2)', ()
   });
 });
 
-describe.skipIf(!existsSync(samplersDir))('conformance: samplers noise_calls (seed 42)', () => {
+describe('conformance: samplers noise_calls (seed 42)', () => {
   it('a fresh generator drawing randn(shape) per call reproduces every recorded noise draw', () => {
     const f = SafetensorsFile.open(path.join(samplersDir, 'expected.safetensors'));
     const runs = f.keys().filter((k) => k.endsWith('/noise_calls') && !k.startsWith('dpmpp_2m_sde/'));

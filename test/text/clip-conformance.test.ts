@@ -1,9 +1,8 @@
 // Conformance against ComfyUI's own tokenizer output for 140 prompts (see the README next to the data).
-// The data lives outside the repository; these tests are skipped where it is absent.
+// The data lives outside the repository (test/shared-data.ts finds it); without it these tests fail.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ClipTokenizer } from '../../runtime/text/clip-tokenizer.js';
 import { cleanText, type TextCleanup } from '../../runtime/text/text-cleanup.js';
@@ -13,10 +12,9 @@ import {
   type ChunkToken,
   type EmbeddingLookup,
 } from '../../runtime/text/prompt-weights.js';
+import { shared } from '../shared-data.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const dataDir = path.resolve(repoRoot, '../shared/clip-tokenizer');
-const haveData = existsSync(path.join(dataDir, 'tokenize.json'));
+const dataDir = shared('clip-tokenizer');
 
 type Expected = number | { embedding: string; row: number };
 
@@ -54,12 +52,13 @@ function plain(chunks: ChunkToken[][]): [Expected, number][][] {
 const embeddingFolder: EmbeddingLookup = (name) =>
   ['', '.safetensors', '.pt', '.bin'].some((ext) => name + ext === 'testemb.pt') ? { name: 'testemb', rows: 2 } : undefined;
 
-describe.skipIf(!haveData)('CLIP tokenizer conformance (ComfyUI reference data)', () => {
-  const modes: { mode: TextCleanup; tok: ClipTokenizer }[] = haveData
-    ? (['ftfy', 'basic'] as const).map((mode) => ({ mode, tok: ClipTokenizer.fromFolder(dataDir, { cleanup: mode }) }))
-    : [];
-  const tokenizeCases = haveData ? load<TokenizeCase>('tokenize.json').cases : [];
-  const weightCases = haveData ? load<WeightCase>('weights.json').cases : [];
+describe('CLIP tokenizer conformance (ComfyUI reference data)', () => {
+  const modes: { mode: TextCleanup; tok: ClipTokenizer }[] = (['ftfy', 'basic'] as const).map((mode) => ({
+    mode,
+    tok: ClipTokenizer.fromFolder(dataDir, { cleanup: mode }),
+  }));
+  const tokenizeCases = load<TokenizeCase>('tokenize.json').cases;
+  const weightCases = load<WeightCase>('weights.json').cases;
 
   it('has the expected amount of data', () => {
     expect(tokenizeCases.length + weightCases.length).toBe(140);

@@ -15,8 +15,9 @@ import { readResAdapterParams, resAdapterKeyNames, writeResAdapter } from '../..
 import { adapterLayout, type AdapterLayout } from '../../runtime/training/params.js';
 import { ResAdapterTrainer } from '../../runtime/training/trainer.js';
 import { demoModel, maxAbsDiff, randomMicro, settings, type DemoModel } from './helpers.js';
+import { shared } from '../shared-data.js';
 
-const OFFICIAL = '/work/shared/resadapter/resadapter_v2_sd1.5';
+const OFFICIAL = shared('resadapter', 'resadapter_v2_sd1.5');
 
 function dtypes(path: string): Map<string, string> {
   const f = SafetensorsFile.open(path);
@@ -24,7 +25,7 @@ function dtypes(path: string): Map<string, string> {
 }
 
 describe('SaveResAdapter format', () => {
-  it.skipIf(!existsSync(OFFICIAL))('names and stores an SD1.5 adapter exactly like the official release', () => {
+  it('names and stores an SD1.5 adapter exactly like the official release', () => {
     const table = unetKeyShapes(SD15_UNET, '');
     const layout = adapterLayout({ names: () => [...table.keys()], shape: (k) => table.get(k)! }, 16, 8);
     const names = resAdapterKeyNames(SD15_UNET, layout);

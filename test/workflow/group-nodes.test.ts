@@ -161,6 +161,20 @@ describe('legacy editor formats', () => {
     expect(v.node_errors).toEqual({});
   });
 
+  it('fills widget inputs an old API prompt lacks with their defaults, and says so', async () => {
+    const prompt = {
+      '1': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: DEMO_CHECKPOINT } },
+      '2': { class_type: 'EmptyLatentImage', inputs: { width: 64, height: 64 } },
+    };
+    const r = importWorkflow(prompt, rt.registry);
+    if (!r.success) throw r.error;
+    expect(r.data.prompt['2']!.inputs.batch_size).toBe(1);
+    expect(r.data.warnings).toEqual(['node 2 (EmptyLatentImage): no value for "batch_size", using its default 1']);
+    // No output node here, so the prompt as a whole is refused, but node 2 itself is complete.
+    const v = await validatePrompt(r.data.prompt, rt.registry);
+    expect(v.node_errors['2']).toBeUndefined();
+  });
+
   it('names a group node whose definition is missing', () => {
     const wf = groupWorkflow('workflow/Missing');
     const r = importWorkflow(wf, rt.registry);

@@ -86,8 +86,12 @@ export class ControlNet {
     if (!file.has(`${prefix}input_hint_block.0.weight`)) {
       throw new Error(`${path}: not a ControlNet (no input_hint_block.0.weight under "control_model." or bare keys)`);
     }
-    const w = new WeightSet(file, prefix);
-    const cfg = inferUnetConfig(w, overrides, file.metadata);
+    return ControlNet.fromWeights(path, new WeightSet(file, prefix), overrides);
+  }
+
+  /** A ControlNet over weights already opened (or derived, e.g. a diff ControlNet added to its UNet). */
+  static async fromWeights(path: string, w: WeightSet, overrides: UnetConfigOverrides = {}): Promise<ControlNet> {
+    const cfg = inferUnetConfig(w, overrides, w.file.metadata);
     const session = await compileGraph(buildControlNetGraph(w, cfg), { role: 'controlnet' });
     return new ControlNet(path, cfg, session);
   }

@@ -33,12 +33,21 @@ export function sdxlAdmProvider(
   admInChannels: number,
 ): (cond: CondBatch) => TensorData {
   const ys = { cond: conditioningAdm(positive, latentShape, admInChannels), uncond: conditioningAdm(negative, latentShape, admInChannels) };
+  // Combined conditionings: each entry carries its own pooled output (and sizes), hence its own y.
+  const perEntry = new WeakMap<object, Float32Array>();
+  const entryY = (e: Conditioning | undefined, kind: 'cond' | 'uncond'): Float32Array => {
+    const s = e as SdxlConditioning | undefined;
+    if (!s?.pooled || !s.pooledShape) return ys[kind];
+    let y = perEntry.get(s);
+    if (!y) perEntry.set(s, (y = conditioningAdm(s, latentShape, admInChannels)));
+    return y;
+  };
   return (cond) => {
     const chunks = cond.condOrUncond.length;
     const perChunk = cond.contextShape[0] / chunks;
     const out = new Float32Array(cond.contextShape[0] * admInChannels);
     cond.condOrUncond.forEach((kind, i) => {
-      const y = ys[kind];
+      const y = entryY(cond.entries?.[i], kind);
       out.set(repeatToBatch(y, y.length / admInChannels, perChunk), i * perChunk * admInChannels);
     });
     return { data: out, dims: [cond.contextShape[0], admInChannels] };

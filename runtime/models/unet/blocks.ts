@@ -21,6 +21,13 @@ export interface BlockContext {
    * conv, so the base weight stays a constant the runtime can prepack). `name` is the module, e.g. `input_blocks.3.0.op`.
    */
   convHook?: ConvHook;
+  /**
+   * Replaces a transformer block's self-attention (UNet patches such as HyperTile). Gets the normed input, the
+   * module name (`....attn1`) and head count; returns undefined to keep the plain attention.
+   */
+  selfAttention?: (n1: T, name: string, heads: number) => T | undefined;
+  /** Rewrites the key and value inputs of every attention before their projections (hypernetworks). */
+  kvHook?: (k: T, v: T) => { k: T; v: T };
 }
 
 export type ConvHook = (name: string, x: T, y: T, o: { stride: number; padding: number }) => T;
@@ -87,8 +94,9 @@ export function resBlock(c: BlockContext, x: T, embAct: T, name: string): T {
 
 function attention(c: BlockContext, x: T, context: T, name: string, heads: number): T {
   const q = linear(c, x, `${name}.to_q`);
-  const k = linear(c, context, `${name}.to_k`);
-  const v = linear(c, context, `${name}.to_v`);
+  const kv = c.kvHook ? c.kvHook(context, context) : { k: context, v: context };
+  const k = linear(c, kv.k, `${name}.to_k`);
+  const v = linear(c, kv.v, `${name}.to_v`);
   return linear(c, c.g.attention(q, k, v, heads), `${name}.to_out.0`);
 }
 
@@ -104,7 +112,7 @@ export function spatialTransformer(c: BlockContext, x: T, context: T, name: stri
     for (let d = 0; d < depth; d++) {
       const b = `${name}.transformer_blocks.${d}`;
       const n1 = layerNorm(c, h, `${b}.norm1`);
-      h = g.add(attention(c, n1, n1, `${b}.attn1`, heads), h);
+      h = g.add(c.selfAttention?.(n1, `${b}.attn1`, heads) ?? attention(c, n1, n1, `${b}.attn1`, heads), h);
       h = g.add(attention(c, layerNorm(c, h, `${b}.norm2`), context, `${b}.attn2`, heads), h);
       const proj = linear(c, layerNorm(c, h, `${b}.norm3`), `${b}.ff.net.0.proj`);
       const [val, gate] = g.chunk(proj, 2, -1) as [T, T];

@@ -1,8 +1,11 @@
 import { GraphBuilder, type T } from '../../graph/builder.js';
 import type { Graph } from '../../graph/ir.js';
 import type { WeightSet } from '../weights.js';
-import { type BlockContext, type ConvHook, downsample, outHead, resBlock, spatialTransformer, timeEmbed, timestepEmbedding, upsample, bind } from './blocks.js';
+import { type BlockContext, type ConvHook, downsample, linearLayer, outHead, resBlock, spatialTransformer, timeEmbed, timestepEmbedding, upsample, bind } from './blocks.js';
 import { headsFor, type UnetConfig } from './config.js';
+import { freeuInGraph, resizeInGraph, tiledSelfAttention } from './patch-graph.js';
+import { freeuScale, type UnetPatchVariant } from './patches.js';
+import { hypernetworkKv } from '../hypernetwork/hypernetwork.js';
 
 export interface UnetGraphOptions {
   /** Add ControlNet residual inputs (`control_0..n`, `control_middle`) to the skip connections and middle block. */
@@ -15,6 +18,10 @@ export interface UnetGraphOptions {
   weightHook?: (name: string, t: T) => T;
   /** Adds to conv outputs (see BlockContext.convHook). */
   convHook?: ConvHook;
+  /** Forward patches (FreeU, Deep Shrink, HyperTile) in the structure of one call; see patches.ts. */
+  patches?: UnetPatchVariant;
+  /** Input blocks whose output gets an added `control_in_<i>` input (T2I-Adapter features). */
+  inputControlBlocks?: readonly number[];
 }
 
 /** Names of the ControlNet residual inputs for a config, in skip-connection order. */
@@ -32,6 +39,21 @@ export function buildUnetGraph(w: WeightSet, cfg: UnetConfig, opts: UnetGraphOpt
   const c: BlockContext = { g, w, overridable: (k) => over?.has(k) ?? false, groups: cfg.groupNormGroups };
   if (opts.weightHook) c.weightHook = opts.weightHook;
   if (opts.convHook) c.convHook = opts.convHook;
+  const patches = opts.patches;
+  const shrink = patches?.shrink ?? null;
+  if (patches?.hypernetworks.length) {
+    const hn = patches.hypernetworks;
+    c.kvHook = (k, v) => hypernetworkKv(g, hn, k, v);
+  }
+  if (patches?.tiled.length) {
+    let layer = 0;
+    const tiled = new Set(patches.tiled);
+    c.selfAttention = (n1, name, heads) => {
+      const k = layer++;
+      if (!tiled.has(k)) return undefined;
+      return g.scope(name, () => tiledSelfAttention(g, n1, k, heads, (x, which) => linearLayer(c, x, `${name}.${which}`), c.kvHook?.(n1, n1)));
+    };
+  }
   const x = g.input('x', 'float32', ['B', cfg.inChannels, 'H', 'W']);
   const timesteps = g.input('timesteps', 'float32', ['B']);
   const context = g.input('context', 'float32', ['B', 'S', cfg.contextDim]);
@@ -64,8 +86,13 @@ export function buildUnetGraph(w: WeightSet, cfg: UnetConfig, opts: UnetGraphOpt
       h = resBlock(c, h, embAct, `${name}.0`);
       if (blk.attn) h = spatialTransformer(c, h, context, `${name}.1`, cfg.inputTransformerDepth[i]!, headsFor(cfg, blk.outCh), cfg.useLinearInTransformer);
     }
+    // ComfyUI's apply_control(h, control, 'input'): added before the skip is taken.
+    if (opts.inputControlBlocks?.includes(i)) h = g.add(h, g.input(`control_in_${i}`, 'float32', ['B', skipChannels(cfg, i), `hi${i}`, `wi${i}`]));
     inter(name, h);
+    // Deep Shrink: ComfyUI's input_block_patch (the skip is the downscaled h) or ..._after_skip.
+    if (shrink && i === shrink.block && !shrink.afterSkip) h = resizeInGraph(g, h, 'shrink_in', shrink.down);
     hs.push(h);
+    if (shrink && i === shrink.block && shrink.afterSkip) h = resizeInGraph(g, h, 'shrink_in', shrink.down);
   });
 
   h = resBlock(c, h, embAct, 'middle_block.0');
@@ -85,6 +112,14 @@ export function buildUnetGraph(w: WeightSet, cfg: UnetConfig, opts: UnetGraphOpt
     const name = `output_blocks.${j}`;
     let skip = skips.pop()!;
     if (opts.withControl) skip = g.add(skip, controls[skips.length]!);
+    // output_block_patch: Deep Shrink brings h back to the skip's size, FreeU scales h and filters the skip.
+    if (shrink?.resizeAt.includes(j)) h = resizeInGraph(g, h, `shrink_out_${j}`, shrink.up);
+    const fu = patches?.freeu ? freeuScale(cfg, patches.freeu, h.shape[1] as number) : null;
+    if (fu) {
+      const r = freeuInGraph(g, h, skip, j, patches!.freeu!, fu.b);
+      h = r.h;
+      skip = r.hsp;
+    }
     h = resBlock(c, g.concat([h, skip], 1), embAct, `${name}.0`);
     let idx = 1;
     if (cfg.outputTransformerDepth[j]! > 0) {

@@ -25,6 +25,20 @@ export interface SamplerContext {
   noiseSampler: NoiseSampler;
   modelSampling: ModelSampling;
   callback?: (step: SamplerStep) => void | Promise<void>;
+  /**
+   * The guided prediction together with the unguided (negative) one, ComfyUI's post-CFG hook with the
+   * cfg = 1 shortcut disabled; used by the *_cfg_pp samplers. Absent: uncond = denoised.
+   */
+  denoiserWithUncond?: UncondDenoiser;
+}
+
+export type UncondDenoiser = (x: Float32Array, sigma: number, step: StepInfo) => Promise<{ denoised: Float32Array; uncond: Float32Array }>;
+
+/** Evaluates the guided and the unguided prediction for step i. */
+export async function evalWithUncond(ctx: SamplerContext, x: Float32Array, sigma: number, i: number): Promise<{ denoised: Float32Array; uncond: Float32Array }> {
+  if (ctx.denoiserWithUncond) return ctx.denoiserWithUncond(x, sigma, stepInfo(ctx, i));
+  const denoised = await ctx.denoiser(x, sigma, stepInfo(ctx, i));
+  return { denoised, uncond: denoised };
 }
 
 /** Knobs with k-diffusion's defaults; each sampler reads the ones it has. */

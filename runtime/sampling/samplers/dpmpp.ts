@@ -1,8 +1,9 @@
 /**
  * DPM-Solver++ family from k-diffusion as ComfyUI ships it, for eps / v models (alpha = 1 in the
  * k-diffusion parameterisation, lambda = -log sigma). The SDE variants take whatever NoiseSampler the
- * context carries; ComfyUI's default there is a torchsde Brownian tree, which we do not reproduce.
+ * context carries; ComfyUI's default there is the torchsde Brownian tree (../brownian.ts).
  */
+import { f32 } from '../f32.js';
 import { ancestralStep, addScaled, evalModel, lin, report, toD, type SamplerContext, type SamplerOptions } from './common.js';
 
 const lambdaOf = (sigma: number): number => -Math.log(sigma);
@@ -86,7 +87,10 @@ export async function sampleDpmppSde(ctx: SamplerContext, options: SamplerOption
     const h = lambdaT - lambdaS;
     const lambdaS1 = lambdaS + r * h;
     const fac = 1 / (2 * r);
-    const sigmaS1 = sigmaOf(lambdaS1);
+    // The Brownian tree quantises query times to 1e-6, so sigma_s_1 must be torch's float32 value.
+    const ls32 = f32(-f32(Math.log(sigma)));
+    const lambdaS1f = f32(ls32 + f32(r * f32(f32(-f32(Math.log(sigmaNext))) - ls32)));
+    const sigmaS1 = f32(Math.exp(-lambdaS1f));
     const alphaS = sigma * Math.exp(lambdaS);
     const alphaS1 = sigmaS1 * Math.exp(lambdaS1);
     const alphaT = sigmaNext * Math.exp(lambdaT);

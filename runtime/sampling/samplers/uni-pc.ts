@@ -142,7 +142,6 @@ export async function sampleUniPc(ctx: SamplerContext, variant: UniPcVariant = '
 
   const startScale = f32(Math.sqrt(f32(1 + f32(ts[0]! * ts[0]!))));
   let x: Float32Array = ctx.x.map((v) => v / startScale);
-  let currentT = ts[0]!;
   const models: Float32Array[] = [];
   const times: number[] = [];
   for (stepIndex = 0; stepIndex < steps; stepIndex++) {
@@ -153,7 +152,6 @@ export async function sampleUniPc(ctx: SamplerContext, variant: UniPcVariant = '
       const t = ts[stepIndex]!;
       const res = await update(x, models, times, t, stepIndex, true);
       x = res.x;
-      currentT = t;
       models.push(res.model ?? (await modelFn(x, t)));
       times.push(t);
     } else {
@@ -164,8 +162,7 @@ export async function sampleUniPc(ctx: SamplerContext, variant: UniPcVariant = '
         const useCorrector = target !== steps;
         const res = await update(x, models, times, t, stepOrder, useCorrector);
         x = res.x;
-        currentT = t;
-        for (let i = 0; i < order - 1; i++) {
+          for (let i = 0; i < order - 1; i++) {
           times[i] = times[i + 1]!;
           models[i] = models[i + 1]!;
         }
@@ -173,9 +170,8 @@ export async function sampleUniPc(ctx: SamplerContext, variant: UniPcVariant = '
         if (target < steps) models[models.length - 1] = res.model ?? (await modelFn(x, t));
       }
     }
-    // ComfyUI reports the VP-space x after the update; report it in sigma space like other samplers.
-    const up = Math.sqrt(currentT * currentT + 1);
-    await report(ctx, { i: stepIndex, x: x.map((v) => v * up), sigma: ctx.sigmas[stepIndex]!, sigmaHat: ctx.sigmas[stepIndex]!, denoised: models[models.length - 1]! });
+    // Like ComfyUI, the callback gets the solver's variance-preserving state x / sqrt(1 + sigma^2).
+    await report(ctx, { i: stepIndex, x, sigma: ctx.sigmas[stepIndex]!, sigmaHat: ctx.sigmas[stepIndex]!, denoised: models[models.length - 1]! });
   }
   const alphaEnd = marginalAlpha(ts[ts.length - 1]!);
   return x.map((v) => v / alphaEnd);
