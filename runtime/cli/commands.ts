@@ -1,13 +1,10 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { validatePrompt } from '../executor/validate.js';
-import { ensureDemoModels } from '../models/synthetic/demo.js';
 import { apiToEditor } from '../workflow/api-to-editor.js';
-import { DEFAULT_WORKFLOW } from '../workflow/examples.js';
-import { cliContext, type CliContext, ensureDemoIfReferenced, executePrompt, formatValidation, partialError } from './run.js';
+import { cliContext, type CliContext, ensureDemoIfReferenced, formatValidation, partialError } from './run.js';
 import { suggest } from './suggest.js';
-import { shapesDemo, shapesModelShipped } from './shapes-demo.js';
+import { shapesDemo } from './shapes-demo.js';
 import { applyOverrides, CliUsageError, InvalidWorkflowError, loadWorkflowFile } from './workflow-io.js';
 
 const COMMON_OPTS = {
@@ -128,10 +125,9 @@ export async function convertCommand(argv: string[]): Promise<number> {
 
 export const DEMO_HELP = `resflow demo [--out DIR] [--data DIR] [--steps N] [--n N]
 
-With the ResFlow Shapes model (assets/shapes, trained by ResFlow itself at 128² only): renders base vs ResAdapter
-at 128², 256², 64² and 256×128 on the same prompts and seeds (N per cell, default 4), scores every picture, prints
-the table and writes a labelled grid. Without those weights: runs the main ResAdapter workflow
-(workflows/${DEFAULT_WORKFLOW}) on the embedded random demo model.`;
+Renders ResFlow Shapes (assets/shapes, a model ResFlow trained itself at 128² only) base vs ResAdapter at 128²,
+256², 64² and 256×128 on the same prompts and seeds (N per cell, default 4), scores every picture, prints the
+table and writes a labelled grid (output/resflow-shapes-demo.png). The full evaluation: resflow eval-resolution.`;
 
 export async function demoCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { ...COMMON_OPTS, out: { type: 'string' }, steps: { type: 'string' }, n: { type: 'string' } } });
@@ -140,26 +136,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const ctx = cliContext(values);
-  if (shapesModelShipped()) return shapesDemo(ctx, { ...(values.n ? { n: Number(values.n) } : {}), ...(values.steps ? { steps: Number(values.steps) } : {}), json: values.json ?? false });
-  console.error(`ResFlow demo: models under ${ctx.env.folders.modelsDir}, images to ${ctx.env.outputDir}`);
-  ensureDemoModels(ctx.env.folders.modelsDir);
-  const repo = resolve(new URL('../..', import.meta.url).pathname);
-  const wf = loadWorkflowFile(join(repo, 'workflows', DEFAULT_WORKFLOW), ctx.registry);
-  const prompt = values.steps ? applyOverrides(wf.prompt, [`KSampler.steps=${Number(values.steps)}`], ctx.registry) : wf.prompt;
-  const outcome = await executePrompt(ctx, prompt, { workflow: wf.workflow, json: values.json ?? false });
-  if (outcome.code === 0 && !values.json) {
-    console.error(
-      [
-        '',
-        'The demo model is tiny and random: these images show the pipeline, not a picture.',
-        'To render with your own models, put a SD1.5 checkpoint in models/checkpoints/, a ResAdapter folder in',
-        'models/resadapters/ and the CLIP vocab in models/tokenizers/clip-vit-large-patch14/ (or list an existing',
-        'ComfyUI install in resflow.config.json), then for example:',
-        `  resflow run workflows/${DEFAULT_WORKFLOW} --set 1.ckpt_name=<your.safetensors> --set 2.resadapter_name=resadapter_v2_sd1.5`,
-      ].join('\n'),
-    );
-  }
-  return outcome.code;
+  return shapesDemo(ctx, { ...(values.n ? { n: Number(values.n) } : {}), ...(values.steps ? { steps: Number(values.steps) } : {}), json: values.json ?? false });
 }
 
 export function readJson(path: string): unknown {

@@ -15,7 +15,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   nodes: { run: nodesCommand, summary: 'list the node library or describe a node' },
   convert: { run: convertCommand, summary: 'convert a workflow between editor and API formats' },
   'eval-resolution': { run: evalResolutionCommand, summary: 'score a model at many sizes with and without resolution methods (Shapes)' },
-  demo: { run: demoCommand, summary: 'run the main ResAdapter workflow on the embedded demo model' },
+  demo: { run: demoCommand, summary: 'render ResFlow Shapes base vs ResAdapter at several sizes, scored (grid + table)' },
   serve: { run: serveCommand, summary: 'start the server and the editor (--port, --host, --data-dir, --no-browser)' },
   conformance: { run: (a) => conformanceCommand(a), summary: 'check ResFlow against a conformance folder (ComfyUI reference outputs)' },
   worker: { run: workerCommand, summary: 'run prompts for a farm front server through Redis (see --help)' },

@@ -7,6 +7,7 @@ import { Executor, type RunResult } from '../executor/executor.js';
 import type { NodeErrors, PromptError } from '../executor/errors.js';
 import { validatePrompt } from '../executor/validate.js';
 import { ensureDemoInput, ensureDemoModels, DEMO_CHECKPOINT } from '../models/synthetic/demo.js';
+import { ensureShapesModel } from '../shapes/provision.js';
 import { DEMO_DATASET, ensureDemoDataset } from '../training/demo-dataset.js';
 import type { ApiPrompt } from '../workflow/api-schema.js';
 import { ProgressPrinter } from './progress.js';
@@ -39,6 +40,7 @@ export function cliContext(values: { data?: string; out?: string; models?: strin
 
 /** Workflows that name the embedded demo model get it generated on first use. */
 export async function ensureDemoIfReferenced(prompt: ApiPrompt, env: RuntimeEnv): Promise<void> {
+  if (JSON.stringify(prompt).includes('resflow-shapes')) ensureShapesModel(env.folders.modelsDir);
   if (!JSON.stringify(prompt).includes('resflow-demo')) return;
   ensureDemoModels(env.folders.modelsDir);
   await ensureDemoInput(env.inputDir);

@@ -1,7 +1,6 @@
-import { existsSync } from 'node:fs';
 import { SHAPES_BASE, SHAPES_CHECKPOINT, SHAPES_RESADAPTER } from '../shapes/arch.js';
 import { EVAL_METHODS } from '../shapes/eval-graph.js';
-import { SHAPES_ASSET, ensureShapesModel } from '../shapes/provision.js';
+import { ensureShapesModel } from '../shapes/provision.js';
 import type { EvalOptions } from '../shapes/eval-run.js';
 import { evaluateAndReport } from './eval-resolution.js';
 import type { CliContext } from './run.js';
@@ -13,10 +12,6 @@ export const SHAPES_DEMO_SIZES: ReadonlyArray<readonly [number, number]> = [
   [64, 64],
   [256, 128],
 ];
-
-export function shapesModelShipped(): boolean {
-  return existsSync(SHAPES_ASSET);
-}
 
 /**
  * `npm run demo` with ResFlow Shapes: base vs ResAdapter on the same prompts and seeds at the base size and

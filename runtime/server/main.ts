@@ -6,6 +6,7 @@ import { ensureDemoModels } from '../models/synthetic/demo.js';
 import type { RedisOptions } from 'ioredis';
 import { applyDeviceSettings, takeDeviceFlag } from '../cli/device-flag.js';
 import { checkRedis, redisOptions } from '../farm/redis.js';
+import { ensureShapesModel } from '../shapes/provision.js';
 import { TOKEN_ENV } from './security.js';
 import { startServer } from './server.js';
 
@@ -72,7 +73,10 @@ export async function main(argv: string[]): Promise<number> {
     farm = { redis: redisOptions(values.redis), ...(values['farm-prefix'] ? { prefix: values['farm-prefix'] } : {}) };
     await checkRedis(farm.redis);
   }
-  if (!values['no-demo']) ensureDemoModels(env.folders.modelsDir);
+  if (!values['no-demo']) {
+    ensureDemoModels(env.folders.modelsDir);
+    ensureShapesModel(env.folders.modelsDir);
+  }
   const registry = createNodeRegistry(env);
   const server = await startServer({ env, registry, host: values.host, port, accessToken: values.token ?? process.env[TOKEN_ENV], ...(farm ? { farm } : {}) });
   if (farm) console.log(`farm mode: prompts are queued in Redis at ${farm.redis.host}:${farm.redis.port} for \`resflow worker\``);

@@ -56,7 +56,7 @@ export const DEFAULT_TRAIN_CONFIG: ShapesTrainConfig = {
   vaeLr: 1e-3,
   klWeight: 1e-4,
   latents: 2048,
-  unetSteps: 2000,
+  unetSteps: 1200,
   unetBatch: 16,
   unetLr: 1e-3,
   captionDropout: 0.1,

@@ -1,5 +1,5 @@
 import type { ApiPrompt } from '../workflow/api-schema.js';
-import { DEMO_CHECKPOINT } from '../models/synthetic/demo.js';
+import { SHAPES_CHECKPOINT } from '../shapes/arch.js';
 import { RECIPE_ASPECTS } from './buckets.js';
 import { DEMO_DATASET } from './demo-dataset.js';
 
@@ -7,7 +7,7 @@ type Node = ApiPrompt[string];
 const n = (class_type: string, inputs: Record<string, unknown>, title?: string): Node =>
   ({ class_type, inputs, ...(title ? { _meta: { title } } : {}) }) as Node;
 
-/** The preview sizes: below, above and off the demo's base resolution, at three aspect ratios. */
+/** The preview sizes: below, above and off the Shapes model's base resolution (128²), at three aspect ratios. */
 export const TRAIN_PREVIEW_SIZES: Array<[number, number]> = [
   [96, 96],
   [256, 256],
@@ -16,12 +16,13 @@ export const TRAIN_PREVIEW_SIZES: Array<[number, number]> = [
 
 /**
  * workflows/train-resadapter.json: dataset → train → save → previews with the new adapter at three sizes.
- * Sized for the demo model (base 128, a couple of minutes on a CPU); for a real SD1.5 checkpoint set
- * base_resolution 512 and the recipe's steps/batch (the node defaults).
+ * Sized for the ResFlow Shapes model (trained at 128² only) and the generated shapes dataset, a couple of
+ * minutes on a CPU; for a real SD1.5 checkpoint set base_resolution 512 and the recipe's steps/batch (the
+ * node defaults).
  */
 export function trainResAdapterWorkflow(): ApiPrompt {
   const prompt: ApiPrompt = {
-    '1': n('CheckpointLoaderSimple', { ckpt_name: DEMO_CHECKPOINT }, 'Load Checkpoint'),
+    '1': n('CheckpointLoaderSimple', { ckpt_name: SHAPES_CHECKPOINT }, 'Load Checkpoint'),
     '2': n('ResAdapterDataset', {
       vae: ['1', 2],
       clip: ['1', 1],
@@ -54,8 +55,8 @@ export function trainResAdapterWorkflow(): ApiPrompt {
     }),
     '4': n('SaveResAdapter', { resadapter: ['3', 0], name: 'resflow-demo-trained' }),
     '5': n('ApplyResAdapter', { model: ['1', 0], resadapter: ['4', 0], alpha: 1, norm_strength: 1 }),
-    '6': n('CLIPTextEncode', { text: 'a disc in red on a green gradient', clip: ['1', 1] }, 'Positive prompt'),
-    '7': n('CLIPTextEncode', { text: 'blurry, lowres', clip: ['1', 1] }, 'Negative prompt'),
+    '6': n('CLIPTextEncode', { text: 'a red circle on a blue background', clip: ['1', 1] }, 'Positive prompt'),
+    '7': n('CLIPTextEncode', { text: '', clip: ['1', 1] }, 'Negative prompt'),
   };
   TRAIN_PREVIEW_SIZES.forEach(([width, height], k) => {
     const id = 8 + 4 * k;

@@ -6,6 +6,7 @@ import { createCoreRegistry } from '../../nodes/core/index.js';
 import { createRuntimeEnv, type RuntimeEnv } from '../../nodes/env.js';
 import type { NodeRegistry } from '../../nodes/registry.js';
 import { ensureDemoInput, ensureDemoModels } from '../../runtime/models/synthetic/demo.js';
+import { ensureShapesModel } from '../../runtime/shapes/provision.js';
 import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
 import { importWorkflow } from '../../runtime/workflow/import.js';
 
@@ -22,6 +23,7 @@ export async function demoRuntime(prefix = 'resflow-nodes-'): Promise<TestRuntim
   const dataDir = mkdtempSync(join(tmpdir(), prefix));
   const env = createRuntimeEnv({ dataDir });
   ensureDemoModels(env.folders.modelsDir);
+  ensureShapesModel(env.folders.modelsDir);
   await ensureDemoInput(env.inputDir);
   return { env, registry: createCoreRegistry(env) };
 }

@@ -13,6 +13,7 @@ import type { NodeRegistry } from '../../nodes/registry.js';
 import { Executor } from '../../runtime/executor/executor.js';
 import { validatePrompt } from '../../runtime/executor/validate.js';
 import { ensureDemoModels } from '../../runtime/models/synthetic/demo.js';
+import { ensureShapesModel } from '../../runtime/shapes/provision.js';
 import { SafetensorsFile } from '../../runtime/safetensors/index.js';
 import { STATE_FILE } from '../../runtime/training/state.js';
 import { trainResAdapterWorkflow } from '../../runtime/training/workflow.js';
@@ -33,6 +34,7 @@ describe('training nodes', () => {
   beforeAll(() => {
     env = createRuntimeEnv({ dataDir: mkdtempSync(join(tmpdir(), 'resflow-train-nodes-')) });
     ensureDemoModels(env.folders.modelsDir);
+    ensureShapesModel(env.folders.modelsDir);
     registry = createCoreRegistry(env);
   });
 
