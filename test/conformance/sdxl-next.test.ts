@@ -1,15 +1,15 @@
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatCaseReport, listCases, runConformance } from '../../runtime/conformance/runner.js';
-import { REPO } from '../nodes/helpers.js';
+import { sharedPathUnchecked } from '../shared-data.js';
 
-const FOLDER = resolve(REPO, '../shared/conformance-sdxl-next');
+const FOLDER = sharedPathUnchecked('conformance-sdxl-next');
 
 /** The cases of the set this branch implements; each must pass every compared tensor. */
 const IMPLEMENTED = ['refiner-clip', 'refiner-unet', 'refiner-unet-odd', 'resadapter-sdxl-train-shapes', 'refiner-samplers', 'refiner-two-stage', 'lora-sdxl-kohya', 'lora-sdxl-peft', 'controlnet-sdxl-unet', 'controlnet-sdxl-samplers'];
 
-describe('ComfyUI conformance (../shared/conformance-sdxl-next)', () => {
+describe('ComfyUI conformance (the shared conformance-sdxl-next folder)', () => {
   it('the shared conformance data is present and lists its 12 cases', () => {
     expect(existsSync(join(FOLDER, 'index.json')), `missing ${FOLDER}`).toBe(true);
     expect(listCases(FOLDER)).toHaveLength(12);
