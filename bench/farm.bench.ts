@@ -3,7 +3,7 @@
  * On this 2-core machine the fair comparison is one worker using both cores against two 1-thread workers;
  * on real farms, run one worker per machine. Needs redis-server (Debian's package).
  *
- *   npx tsx bench/farm.bench.ts [--prompts 24] [--size 128] [--steps 4]
+ *   npx tsx bench/farm.bench.ts [--prompts 48] [--size 256] [--steps 8]
  */
 import { mkdtempSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { history, post, startFront, startRedis, startWorker, txt2img, waitFor, type WorkerProcess } from '../test/farm/helpers.js';
 import { reportLoad } from './lib.js';
 
-const { values } = parseArgs({ options: { prompts: { type: 'string', default: '24' }, size: { type: 'string', default: '128' }, steps: { type: 'string', default: '4' } } });
+const { values } = parseArgs({ options: { prompts: { type: 'string', default: '48' }, size: { type: 'string', default: '256' }, steps: { type: 'string', default: '8' } } });
 const count = Number(values.prompts);
 const size = Number(values.size);
 const steps = Number(values.steps);
@@ -22,10 +22,10 @@ console.log(`cpu: ${cpus()[0]?.model} × ${cpus().length}; ${count} prompts of $
 const redis = await startRedis();
 
 async function round(label: string, workerArgs: string[][]): Promise<number> {
-  const prefix = `bench${process.pid}${label}`;
+  const prefix = `bench${process.pid}-${label.replace(/[^A-Za-z0-9]+/g, '-')}`;
   const front = await startFront(redis.url, prefix, mkdtempSync(join(tmpdir(), 'resflow-farm-bench-')));
   const workers: WorkerProcess[] = [];
-  for (const [i, extra] of workerArgs.entries()) workers.push(await startWorker(redis.url, prefix, `${label}-${i}`, extra));
+  for (const [i, extra] of workerArgs.entries()) workers.push(await startWorker(redis.url, prefix, `w${i}`, extra));
   // Warm-up: one prompt per worker compiles its sessions before the clock starts.
   const warm: string[] = [];
   for (let i = 0; i < workers.length; i++) warm.push((await post(`${front.url}/prompt`, { prompt: txt2img(1000 + i, { size, steps }) })).prompt_id);

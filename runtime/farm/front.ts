@@ -10,6 +10,7 @@ import type { ServerQueue } from '../server/server-queue.js';
 import type { ApiPrompt } from '../workflow/api-schema.js';
 import { modelRefs } from './model-refs.js';
 import {
+  checkFarmName,
   controlChannel,
   DEFAULT_FARM_PREFIX,
   eventsChannel,
@@ -80,7 +81,7 @@ export class FarmQueue implements ServerQueue {
   private results?: Worker;
 
   static async start(opts: FarmFrontOptions): Promise<FarmQueue> {
-    const prefix = opts.prefix ?? DEFAULT_FARM_PREFIX;
+    const prefix = checkFarmName('farm prefix', opts.prefix ?? DEFAULT_FARM_PREFIX);
     const prompts = new Queue(PROMPT_QUEUE, { connection: bullConnection(opts.redis), prefix });
     const failures = new QueueEvents(PROMPT_QUEUE, { connection: bullConnection(opts.redis), prefix });
     const pub = connect(opts.redis);

@@ -7,6 +7,12 @@ import { z } from 'zod';
  */
 
 export const DEFAULT_FARM_PREFIX = 'resflow';
+
+/** Farm prefixes and worker names end up in Redis key names and client names: letters, digits, `_ . -` only. */
+export function checkFarmName(what: string, value: string): string {
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(value)) throw new Error(`${what} "${value}" may only use letters, digits, "_", "." and "-" (at most 64)`);
+  return value;
+}
 export const PROMPT_QUEUE = 'prompts';
 export const RESULT_QUEUE = 'results';
 

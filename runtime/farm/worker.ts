@@ -12,6 +12,7 @@ import { missingModels } from './model-refs.js';
 import {
   controlChannel,
   controlMessageSchema,
+  checkFarmName,
   DEFAULT_FARM_PREFIX,
   eventsChannel,
   PROMPT_QUEUE,
@@ -64,8 +65,8 @@ function errorMessages(promptId: string, message: string): ResultJob['messages']
  * this machine lacks (or has a different copy of) is refused with the reason, not run against the wrong file.
  */
 export async function startFarmWorker(opts: FarmWorkerOptions): Promise<RunningWorker> {
-  const prefix = opts.prefix ?? DEFAULT_FARM_PREFIX;
-  const name = opts.name ?? `${hostname()}:${process.pid}`;
+  const prefix = checkFarmName('farm prefix', opts.prefix ?? DEFAULT_FARM_PREFIX);
+  const name = checkFarmName('worker name', opts.name ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '_')}-${process.pid}`);
   const log = opts.log ?? ((m: string) => console.error(m));
   const concurrency = opts.concurrency ?? 1;
   const idle: Executor[] = Array.from({ length: concurrency }, () => new Executor());
