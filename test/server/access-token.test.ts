@@ -151,11 +151,11 @@ describe('a server on loopback', () => {
 });
 
 
-describe('npm start (runtime/server/main.ts)', () => {
+describe('resflow serve (what npm start runs)', () => {
   /** Starts the server script, returns the first lines it prints once the editor URL is out, and stops it. */
   async function startOutput(args: string[], env: Record<string, string> = {}): Promise<string> {
     const dataDir = mkdtempSync(join(tmpdir(), 'resflow-main-'));
-    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'runtime/server/main.ts'), '--port', '0', '--no-browser', '--no-demo', '--data-dir', dataDir, ...args], {
+    const child = spawn(process.execPath, [join(REPO, 'bin/resflow.js'), 'serve', '--port', '0', '--no-browser', '--no-demo', '--data-dir', dataDir, ...args], {
       cwd: REPO,
       env: { ...process.env, ...env },
     });
