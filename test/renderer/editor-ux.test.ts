@@ -181,28 +181,31 @@ describe('editor UX in Chromium at 1600×900', () => {
     const thumbs = page.locator('.history-item').first().locator('.history-thumb');
     await expect.poll(() => thumbs.count()).toBe(2);
     await thumbs.first().click();
-    expect(await rf(page, (r) => r.viewerOpen())).toBe(true);
-    expect(await page.locator('.viewer-stage.side figure').count()).toBe(2);
+    // The viewer opens and loads its images asynchronously: wait for the state, then assert it.
+    await expect.poll(() => rf(page, (r) => r.viewerOpen())).toBe(true);
+    await expect.poll(() => page.locator('.viewer-stage.side figure').count()).toBe(2);
     const [a, b] = await page.locator('.viewer-stage.side img').evaluateAll((imgs) => imgs.map((i) => (i as HTMLImageElement).src));
     expect(a).not.toBe(b);
     await page.click('.viewer [data-mode=slider]');
     const top = page.locator('.viewer-slider-b');
-    expect(await top.evaluate((e) => (e as HTMLElement).style.clipPath)).toBe('inset(0px 0px 0px 50%)');
+    await expect.poll(() => top.evaluate((e) => (e as HTMLElement).style.clipPath)).toBe('inset(0px 0px 0px 50%)');
     await page.locator('.viewer-range').fill('20');
-    expect(await top.evaluate((e) => (e as HTMLElement).style.clipPath)).toBe('inset(0px 0px 0px 20%)');
+    await expect.poll(() => top.evaluate((e) => (e as HTMLElement).style.clipPath)).toBe('inset(0px 0px 0px 20%)');
     await page.keyboard.press('Escape');
-    expect(await rf(page, (r) => r.viewerOpen())).toBe(false);
+    await expect.poll(() => rf(page, (r) => r.viewerOpen())).toBe(false);
     // A double click on the SaveImage node's images opens the same viewer.
-    await page.evaluate(() => (window as unknown as { resflow: Debug }).resflow.centerOn('9'));
-    const [x, y] = await page.evaluate(() => (window as unknown as { resflow: Debug }).resflow.screenPos('9', 120, 150));
-    for (let attempt = 0; attempt < 3 && !(await rf(page, (r) => r.viewerOpen())); attempt++) {
+    // The canvas may still be settling after centerOn (a redraw, a busy CI machine): re-aim and retry the double click.
+    for (let attempt = 0; attempt < 10 && !(await rf(page, (r) => r.viewerOpen())); attempt++) {
+      await page.evaluate(() => (window as unknown as { resflow: Debug }).resflow.centerOn('9'));
+      await page.waitForTimeout(100 + 100 * attempt);
+      const [x, y] = await page.evaluate(() => (window as unknown as { resflow: Debug }).resflow.screenPos('9', 120, 150));
       await page.mouse.dblclick(x, y);
       await page.waitForTimeout(300);
     }
-    expect(await rf(page, (r) => r.viewerOpen())).toBe(true);
-    expect(await page.locator('.viewer-stage figure').count()).toBe(2);
+    await expect.poll(() => rf(page, (r) => r.viewerOpen())).toBe(true);
+    await expect.poll(() => page.locator('.viewer-stage figure').count()).toBe(2);
     await page.click('.viewer-close');
-    expect(await rf(page, (r) => r.viewerOpen())).toBe(false);
+    await expect.poll(() => rf(page, (r) => r.viewerOpen())).toBe(false);
   });
 
   it('error toasts expire on their own (12 s), info toasts sooner', async () => {
