@@ -25,6 +25,8 @@ export interface DatasetValue {
   cache: EncodeCache;
 }
 
+/** Samples per fixed validation batch: timesteps spread evenly over the schedule. */
+const VALIDATION_BATCH = 8;
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
 function datasetFolder(env: RuntimeEnv, folder: string): string {
@@ -134,6 +136,14 @@ export function trainingNodes(env: RuntimeEnv): NodeSpec[] {
           run_name: { type: 'STRING', default: 'resadapter' },
           resume: { type: 'BOOLEAN', default: true, tooltip: "continue from the run's last checkpoint if there is one" },
           recompute: { type: 'BOOLEAN', default: false, tooltip: 'recompute activations in the backward pass: less memory, slower', advanced: true },
+          validate_every: {
+            type: 'INT',
+            default: 0,
+            min: 0,
+            max: 1_000_000,
+            tooltip: 'measure the loss on fixed batches (one per training resolution) every N steps and chart it; 0 = off',
+            advanced: true,
+          },
         },
         optional: {
           start_from: { type: 'RESADAPTER', tooltip: 'fine-tune this ResAdapter (same rank) instead of starting fresh' },
@@ -179,7 +189,8 @@ export function trainingNodes(env: RuntimeEnv): NodeSpec[] {
           ...(i.start_from ? { startFrom: (i.start_from as { files: ResAdapterFiles }).files } : {}),
           signal: ctx.signal,
           log: (s) => ctx.log(s),
-          onStep: async (metrics, history) => {
+          ...(Number(i.validate_every ?? 0) > 0 ? { validation: { every: Number(i.validate_every), batches: await source.fixedBatches(VALIDATION_BATCH) } } : {}),
+          onStep: async (metrics, history, validation) => {
             const now = performance.now();
             const line = metricsLine(metrics, steps);
             if (now - lastLog > 10_000 || metrics.step === steps) {
@@ -189,7 +200,7 @@ export function trainingNodes(env: RuntimeEnv): NodeSpec[] {
             const shown = { loss: metrics.loss, lr: metrics.lr, 'samples/s': metrics.samplesPerSecond };
             if (now - lastPreview > 2000 || metrics.step === steps) {
               lastPreview = now;
-              ctx.progress(metrics.step, steps, { format: 'PNG', data: await lossChartPng([...history], steps, title, line) }, shown);
+              ctx.progress(metrics.step, steps, { format: 'PNG', data: await lossChartPng([...history], steps, title, line, [...validation]) }, shown);
             } else ctx.progress(metrics.step, steps, undefined, shown);
           },
         });
@@ -199,7 +210,7 @@ export function trainingNodes(env: RuntimeEnv): NodeSpec[] {
         }
         const last = result.trained.history.at(-1);
         const summary = `${result.trained.steps} step(s)${result.startedAt ? ` (resumed at ${result.startedAt})` : ''}, final loss ${last ? last[1].toPrecision(4) : 'n/a'}; checkpoint in ${runDir}`;
-        const chart = await lossChartPng(result.trained.history, Math.max(steps, result.trained.steps), title, summary);
+        const chart = await lossChartPng(result.trained.history, Math.max(steps, result.trained.steps), title, summary, result.trained.validation);
         // The editor's subfolder is a URL path: always '/'.
         const sub = `training/${runName}`;
         mkdirSync(join(env.tempDir, sub), { recursive: true });

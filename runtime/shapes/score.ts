@@ -5,7 +5,12 @@
  * shape. Shape features are ratios of the component to its own bounding box, so they do not depend on the
  * object's size or on an axis-aligned stretch (a circle drawn at an off-aspect size stays "round").
  */
-import { COLOUR_NAMES, SHAPE_COLOURS, SHAPE_KINDS, type ColourName, type ShapeKind } from './dataset.js';
+import { COLOUR_NAMES, SHAPE_COLOURS, SHAPE_KINDS, SIZE_RANGE, type ColourName, type ShapeKind } from './dataset.js';
+
+/** Area of the smallest object the dataset draws, over the short side squared: a triangle of base = height = 0.35. */
+const SMALLEST_OBJECT_AREA = 0.5 * SIZE_RANGE[0] ** 2;
+/** Components below this share of the smallest object are specks. */
+const SPECK_SHARE = 0.25;
 
 export interface RgbImage {
   /** Row-major HWC, 3 channels, 8-bit. */
@@ -21,7 +26,12 @@ export interface ExpectedScene {
 }
 
 export interface ScoreOptions {
-  /** Components smaller than this fraction of the image are specks, not objects (default 0.004). */
+  /**
+   * Components smaller than this fraction of the image are specks, not objects. Default: a quarter of the
+   * smallest object the dataset draws (a triangle 0.35 × the short side wide and high), in pixels of this
+   * image, so sampling noise in a background does not count as a second object while a duplicate or a
+   * broken-off half of an object still does.
+   */
   minObjectFraction?: number;
   /** RGB distance from the background's mean colour below which a pixel counts as background (default 60). */
   backgroundDistance?: number;
@@ -198,7 +208,8 @@ function describeObject(img: RgbImage, pixels: number[]): ObjectInfo {
 export function scoreScene(img: RgbImage, expected: ExpectedScene, opts: ScoreOptions = {}): SceneScore {
   checkImage(img);
   const { data, width, height } = img;
-  const minFraction = opts.minObjectFraction ?? 0.004;
+  const short = Math.min(width, height);
+  const minArea = opts.minObjectFraction !== undefined ? opts.minObjectFraction * width * height : SPECK_SHARE * SMALLEST_OBJECT_AREA * short * short;
   const bgDist = opts.backgroundDistance ?? 60;
   const band = Math.max(1, Math.round((opts.borderFraction ?? 0.03) * Math.min(width, height)));
   const bg = borderBackground(img, band);
@@ -212,7 +223,6 @@ export function scoreScene(img: RgbImage, expected: ExpectedScene, opts: ScoreOp
     const far = (r - bg.mean[0]) ** 2 + (g - bg.mean[1]) ** 2 + (b - bg.mean[2]) ** 2 > bgDist * bgDist;
     if (far && nearestColour(r, g, b) !== bg.name) mask[p] = 1;
   }
-  const minArea = minFraction * width * height;
   const all = components(mask, width, height);
   const kept = all.filter((c) => c.length >= minArea).sort((a, b) => b.length - a.length);
   const objects = kept.map((c) => describeObject(img, c));

@@ -80,34 +80,61 @@ export class DatasetBatchSource implements BatchSource {
       aboveBase: resolution > d.baseResolution,
       label: `${bucket.width}×${bucket.height}`,
       load: async (start, end) => {
-        const items = picks.slice(start, end).map((k) => d.items[k]!);
-        const latents = [];
-        for (const it of items) latents.push(await this.cache.latent(it, bucket));
-        const [, c, h, w] = latents[0]!.dims as [number, number, number, number];
-        const plane = c * h * w;
-        const x0 = new Float32Array(items.length * plane);
-        latents.forEach((l, i) => x0.set(this.o.toModel(l.data), i * plane));
+        const latentDims = await this.latentDims(d.items[picks[0]!]!, bucket);
+        const plane = latentDims[1] * latentDims[2] * latentDims[3];
         // Drawn once for the whole batch at its first use, then sliced: the split cannot change the noise.
         noise ??= noiseGen.randn(size * plane);
-        const texts = [];
-        for (const it of items) {
-          const t = await this.cache.text(it.caption);
-          texts.push(firstWindow(t.data, t.dims));
-        }
-        const { s, d: width } = texts[0]!;
-        if (texts.some((t) => t.s !== s)) throw new Error(`captions of one batch encode to different lengths (${texts.map((t) => t.s).join(', ')})`);
-        const context = new Float32Array(items.length * s * width);
-        texts.forEach((t, i) => context.set(t.data, i * s * width));
-        return {
-          x0,
-          noise: noise.slice(start * plane, end * plane),
-          timesteps: timesteps.slice(start, end),
-          context,
-          dims: [items.length, c, h, w],
-          contextDims: [items.length, s, width],
-        };
+        return this.assemble(picks.slice(start, end), bucket, timesteps.slice(start, end), noise.slice(start * plane, end * plane));
       },
     };
+  }
+
+  /**
+   * A fixed batch per training resolution, the same at every call: `n` images of the resolution's most
+   * populated bucket, timesteps spread evenly over the schedule and noise from the seed. Its loss moves only
+   * when the adapter does, so a curve of it shows training progress the per-step loss hides under the
+   * timestep-to-timestep spread.
+   */
+  async fixedBatches(n: number): Promise<Array<{ label: string; batch: MicroBatch }>> {
+    const d = this.dataset;
+    const out: Array<{ label: string; batch: MicroBatch }> = [];
+    for (const resolution of d.resolutions) {
+      const ks = d.buckets.flatMap((b, k) => (b.resolution === resolution && d.pools[k]!.length ? [k] : []));
+      const k = ks.reduce((a, b) => (d.pools[b]!.length > d.pools[a]!.length ? b : a));
+      const bucket = d.buckets[k]!;
+      const pool = d.pools[k]!;
+      const gen = stepGenerator(this.o.seed, resolution, 2);
+      const picks = Array.from({ length: n }, (_, i) => pool[i % pool.length]!);
+      const timesteps = Float32Array.from({ length: n }, (_, i) => Math.floor(((i + 0.5) * this.o.numTimesteps) / n));
+      const dims = await this.latentDims(d.items[picks[0]!]!, bucket);
+      const noise = gen.randn(n * dims[1] * dims[2] * dims[3]);
+      out.push({ label: `${bucket.width}×${bucket.height}`, batch: await this.assemble(picks, bucket, timesteps, noise) });
+    }
+    return out;
+  }
+
+  private async latentDims(item: ScannedDataset['items'][number], bucket: ScannedDataset['buckets'][number]): Promise<number[]> {
+    return (await this.cache.latent(item, bucket)).dims;
+  }
+
+  private async assemble(picks: number[], bucket: ScannedDataset['buckets'][number], timesteps: Float32Array, noise: Float32Array): Promise<MicroBatch> {
+    const items = picks.map((k) => this.dataset.items[k]!);
+    const latents = [];
+    for (const it of items) latents.push(await this.cache.latent(it, bucket));
+    const [, c, h, w] = latents[0]!.dims as [number, number, number, number];
+    const plane = c * h * w;
+    const x0 = new Float32Array(items.length * plane);
+    latents.forEach((l, i) => x0.set(this.o.toModel(l.data), i * plane));
+    const texts = [];
+    for (const it of items) {
+      const t = await this.cache.text(it.caption);
+      texts.push(firstWindow(t.data, t.dims));
+    }
+    const { s, d: width } = texts[0]!;
+    if (texts.some((t) => t.s !== s)) throw new Error(`captions of one batch encode to different lengths (${texts.map((t) => t.s).join(', ')})`);
+    const context = new Float32Array(items.length * s * width);
+    texts.forEach((t, i) => context.set(t.data, i * s * width));
+    return { x0, noise, timesteps, context, dims: [items.length, c, h, w], contextDims: [items.length, s, width] };
   }
 }
 

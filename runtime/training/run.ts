@@ -5,7 +5,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ResAdapterFiles } from '../adapters/resadapter.js';
-import type { BatchSource } from './batches.js';
+import type { BatchSource, MicroBatch } from './batches.js';
+import { loadValidation, saveValidation, VALIDATION_FILE } from './validation.js';
 import { readResAdapterParams } from './export.js';
 import { adapterLayout, type AdapterLayout, type ParamStore } from './params.js';
 import { changedSettings, hasTrainingState, loadTrainingState, STATE_FILE, type Settings } from './state.js';
@@ -27,8 +28,10 @@ export interface TrainRunOptions {
   /** A ResAdapter to start from instead of the fresh initialisation (fine-tuning); ignored when resuming. */
   startFrom?: ResAdapterFiles;
   signal?: AbortSignal;
-  onStep?: (m: StepMetrics, history: ReadonlyArray<[number, number]>) => void | Promise<void>;
+  onStep?: (m: StepMetrics, history: ReadonlyArray<[number, number]>, validation: ReadonlyArray<[number, number]>) => void | Promise<void>;
   log?: (message: string) => void;
+  /** Fixed batches whose mean loss is measured before training, every `every` steps and at the end. */
+  validation?: { every: number; batches: ReadonlyArray<{ label: string; batch: MicroBatch }> };
 }
 
 /** The TRAINED_RESADAPTER value: everything SaveResAdapter needs to write the official two files. */
@@ -38,6 +41,8 @@ export interface TrainedResAdapter {
   params: ParamStore;
   steps: number;
   history: Array<[number, number]>;
+  /** (step, mean loss on the fixed batches), when the run measured it. */
+  validation: Array<[number, number]>;
   settings: Settings;
   runDir?: string;
 }
@@ -69,13 +74,29 @@ export async function trainResAdapter(o: TrainRunOptions): Promise<TrainRunResul
     o.log?.(`starting from ${o.startFrom.lora}`);
   }
   const startedAt = trainer.step;
+  const validationPath = o.runDir ? join(o.runDir, VALIDATION_FILE) : undefined;
+  // A resumed run keeps the curve measured so far; a fresh one starts a new curve.
+  const validation: Array<[number, number]> = resume && validationPath ? loadValidation(validationPath).filter(([s]) => s <= startedAt) : [];
+  const measure = async () => {
+    const v = o.validation;
+    if (!v || !v.batches.length || validation.at(-1)?.[0] === trainer.step) return;
+    let sum = 0;
+    for (const { batch } of v.batches) sum += await trainer.evaluate(batch);
+    validation.push([trainer.step, sum / v.batches.length]);
+    if (validationPath) saveValidation(validationPath, validation);
+  };
+  // The curve starts at the weights training starts from; a resumed run continues on the same schedule.
+  if (!validation.length) await measure();
   const runOpts: Parameters<ResAdapterTrainer['run']>[2] = {};
   if (o.signal) runOpts.signal = o.signal;
-  if (o.onStep) runOpts.onStep = (m) => o.onStep!(m, trainer.state.history);
+  runOpts.onStep = async (m) => {
+    if (o.validation && o.validation.every > 0 && (m.step % o.validation.every === 0 || m.step === o.steps)) await measure();
+    await o.onStep?.(m, trainer.state.history, validation);
+  };
   if (statePath) runOpts.checkpoint = { path: statePath, every: o.checkpointEvery };
   const status = startedAt >= o.steps ? 'done' : await trainer.run(o.source, o.steps, runOpts);
   const s = trainer.state;
-  const trained: TrainedResAdapter = { weights: o.model.weights, layout, params: s.params, steps: s.step, history: s.history, settings: s.settings };
+  const trained: TrainedResAdapter = { weights: o.model.weights, layout, params: s.params, steps: s.step, history: s.history, validation, settings: s.settings };
   if (o.runDir) trained.runDir = o.runDir;
   return { status, trained, startedAt, trainer };
 }

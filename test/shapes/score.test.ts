@@ -48,6 +48,21 @@ describe('shapes scorer', () => {
     expect(s.pass).toBe(true);
   });
 
+  it('the speck threshold is a quarter of the smallest object the dataset draws, at any size', () => {
+    // Smallest object: a triangle 0.35 × 128 = 44.8 px wide and high, 1003.5 px²; a quarter of it is 251 px².
+    const specks = canvas(128, 128, 'white', [[40, 40, 48, 48, 'red'], [4, 4, 15, 15, 'blue'], [100, 100, 12, 12, 'blue']]);
+    const s = scoreScene(specks, { shape: 'square', colour: 'red', background: 'white' });
+    expect(s.objects.map((o) => o.area)).toEqual([48 * 48]);
+    expect(s.specks).toBe(2);
+    const duplicate = canvas(128, 128, 'white', [[10, 40, 48, 48, 'red'], [100, 100, 18, 18, 'red']]);
+    expect(scoreScene(duplicate, { shape: 'square', colour: 'red', background: 'white' }).objects.map((o) => o.area)).toEqual([48 * 48, 18 * 18]);
+    // The same picture scaled 2× keeps its verdict.
+    const big = canvas(256, 256, 'white', [[20, 80, 96, 96, 'red'], [200, 200, 36, 36, 'red'], [8, 8, 30, 30, 'blue']]);
+    const b = scoreScene(big, { shape: 'square', colour: 'red', background: 'white' });
+    expect(b.objects.map((o) => o.area)).toEqual([96 * 96, 36 * 36]);
+    expect(b.specks).toBe(1);
+  });
+
   it('names every colour, as object and as background', () => {
     for (const c of COLOUR_NAMES) {
       expect(nearestColour(...SHAPE_COLOURS[c])).toBe(c);

@@ -79,7 +79,13 @@ describe('ResAdapter training on the demo model', () => {
   });
 
   it('resumes after an interrupt to exactly the weights of an uninterrupted run', async () => {
-    const common = { model: dm.model, settings: settings({ batchSize: 2, microBatch: 1, warmupSteps: 2, gradClip: 1, adamw: { ...settings().adamw, lr: 1e-3 } }), rank: 4, alpha: 2, steps: 6, source, checkpointEvery: 2, resume: true };
+    const fixed = await source.fixedBatches(2);
+    // The fixed batches are the same at every call: one per training resolution, timesteps spread evenly.
+    expect(fixed.map((f) => Math.round(Math.sqrt(f.batch.dims[2] * f.batch.dims[3])) * 8)).toEqual([64, 192]);
+    expect(await source.fixedBatches(2)).toEqual(fixed);
+    expect([...fixed[0]!.batch.timesteps]).toEqual([250, 750]);
+    const validation = { every: 2, batches: fixed };
+    const common = { model: dm.model, settings: settings({ batchSize: 2, microBatch: 1, warmupSteps: 2, gradClip: 1, adamw: { ...settings().adamw, lr: 1e-3 } }), rank: 4, alpha: 2, steps: 6, source, checkpointEvery: 2, resume: true, validation };
     const straight = await trainResAdapter({ ...common, runDir: join(dm.dir, 'run-a') });
     expect(straight.status).toBe('done');
 
@@ -101,6 +107,10 @@ describe('ResAdapter training on the demo model', () => {
     expect(a.adam.steps.norm).toBeLessThan(6);
     expect(b.adam.steps).toEqual(a.adam.steps);
     expect(b.history).toEqual(a.history);
+    // The fixed-batch curve: measured before training and every 2 steps; the resumed run continues the same curve.
+    expect(straight.trained.validation.map(([s]) => s)).toEqual([0, 2, 4, 6]);
+    expect(resumed.trained.validation).toEqual(straight.trained.validation);
+    expect(straight.trained.validation.every(([, l]) => Number.isFinite(l) && l > 0)).toBe(true);
     for (const p of straight.trained.layout.params) {
       expect(b.params.get(p.name), p.name).toEqual(a.params.get(p.name));
       expect(b.adam.m.get(p.name), p.name).toEqual(a.adam.m.get(p.name));
