@@ -23,7 +23,7 @@ const { values } = parseArgs({
   options: {
     steps: { type: 'string', default: '1200' },
     batch: { type: 'string', default: '16' },
-    lr: { type: 'string', default: '0.0005' },
+    lr: { type: 'string', default: '0.001' },
     images: { type: 'string', default: '512' },
     data: { type: 'string', default: '.cache/shapes-resadapter' },
     'no-export': { type: 'boolean', default: false },
