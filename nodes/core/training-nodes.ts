@@ -14,6 +14,7 @@ import { writeResAdapter } from '../../runtime/training/export.js';
 import { lossChartPng, metricsLine } from '../../runtime/training/loss-chart.js';
 import { trainResAdapter, type TrainedResAdapter } from '../../runtime/training/run.js';
 import type { Vae } from '../../runtime/models/vae/index.js';
+import { sdxlAdm, type SdxlSizes } from '../../runtime/models/sdxl/adm.js';
 import type { RuntimeEnv } from '../env.js';
 import type { NodeSpec } from '../spec.js';
 import { encodeText } from './conditioning-nodes.js';
@@ -48,6 +49,19 @@ const literal = (caption: string) => caption.replace(/\\/g, '\\\\').replace(/\(/
 function checkName(what: string, value: string): string {
   if (!NAME.test(value)) throw new Error(`${what} "${value}" must be a plain name (letters, digits, _ . -), not a path`);
   return value;
+}
+
+/**
+ * SDXL's y for a training sample: the caption's pooled embedding and the bucket's own size as original and
+ * target size with no crop, what CLIPTextEncode gives at that size when sampling.
+ */
+function sdxlTrainingLabel(adm: number | null) {
+  if (!adm) throw new Error('TrainResAdapter: this SDXL UNet has no label embedding (y input)');
+  return (pooled: Float32Array | undefined, size: { width: number; height: number }) => {
+    if (!pooled) throw new Error('TrainResAdapter: the dataset has no pooled text embeddings; encode it with the CLIP of this SDXL checkpoint');
+    const sizes: SdxlSizes = { width: size.width, height: size.height, cropW: 0, cropH: 0, targetWidth: size.width, targetHeight: size.height };
+    return sdxlAdm(pooled, pooled.length, sizes, adm);
+  };
 }
 
 export function trainingNodes(env: RuntimeEnv): NodeSpec[] {
@@ -96,7 +110,8 @@ export function trainingNodes(env: RuntimeEnv): NodeSpec[] {
           },
           encodeText: async (caption) => {
             const r = await encodeText(c, literal(caption));
-            return { data: r.context, dims: [...r.contextShape] };
+            // SDXL's UNet takes the pooled embedding in y; SD1.x's never sees it.
+            return { data: r.context, dims: [...r.contextShape], ...(c.family !== 'sd1' && r.pooled ? { pooled: r.pooled } : {}) };
           },
         };
         const summary = describeDataset(dataset);
@@ -142,7 +157,7 @@ export function trainingNodes(env: RuntimeEnv): NodeSpec[] {
       outputs: [{ type: 'TRAINED_RESADAPTER', name: 'resadapter' }],
       async execute(i, ctx) {
         const m = i.model as ModelValue;
-        if (m.family !== 'sd1') throw new Error('TrainResAdapter supports SD1.x checkpoints; SDXL training is not implemented yet');
+        if (m.family === 'sdxl-refiner') throw new Error('TrainResAdapter supports SD1.x and SDXL base checkpoints; the SDXL refiner has no ResAdapter release to match');
         const { dataset, cache } = i.dataset as DatasetValue;
         const runName = checkName('run_name', String(i.run_name));
         const runDir = join(env.outputDir, 'training', runName);
@@ -154,6 +169,7 @@ export function trainingNodes(env: RuntimeEnv): NodeSpec[] {
           seed,
           numTimesteps: m.sampling.numTimesteps,
           toModel: (z) => processLatentIn(m.sampling.latentFormat, z),
+          ...(m.family === 'sdxl' ? { labelVector: sdxlTrainingLabel(m.unet.base.config.admInChannels) } : {}),
         });
         let lastPreview = -Infinity;
         let lastLog = -Infinity;
