@@ -14,7 +14,7 @@ import { writeResAdapter } from '../../runtime/training/export.js';
 import { lossChartPng, metricsLine } from '../../runtime/training/loss-chart.js';
 import { trainResAdapter, type TrainedResAdapter } from '../../runtime/training/run.js';
 import type { Vae } from '../../runtime/models/vae/index.js';
-import { sdxlAdm, type SdxlSizes } from '../../runtime/models/sdxl/adm.js';
+import { modelFamily, type ModelFamily } from '../../runtime/models/families/registry.js';
 import type { RuntimeEnv } from '../env.js';
 import type { NodeSpec } from '../spec.js';
 import { encodeText } from './conditioning-nodes.js';
@@ -51,16 +51,13 @@ function checkName(what: string, value: string): string {
   return value;
 }
 
-/**
- * SDXL's y for a training sample: the caption's pooled embedding and the bucket's own size as original and
- * target size with no crop, what CLIPTextEncode gives at that size when sampling.
- */
-function sdxlTrainingLabel(adm: number | null) {
-  if (!adm) throw new Error('TrainResAdapter: this SDXL UNet has no label embedding (y input)');
+/** y of a training sample for families whose UNet takes one, as the family builds it (SDXL: the bucket's size, no crop). */
+function trainingLabel(family: ModelFamily, adm: number | null) {
+  const build = family.training.labelVector;
+  if (!adm || !build) throw new Error(`TrainResAdapter: this ${family.label} UNet has no label embedding (y input) to train with`);
   return (pooled: Float32Array | undefined, size: { width: number; height: number }) => {
-    if (!pooled) throw new Error('TrainResAdapter: the dataset has no pooled text embeddings; encode it with the CLIP of this SDXL checkpoint');
-    const sizes: SdxlSizes = { width: size.width, height: size.height, cropW: 0, cropH: 0, targetWidth: size.width, targetHeight: size.height };
-    return sdxlAdm(pooled, pooled.length, sizes, adm);
+    if (!pooled) throw new Error(`TrainResAdapter: the dataset has no pooled text embeddings; encode it with the CLIP of this ${family.label} checkpoint`);
+    return build(pooled, size, adm);
   };
 }
 
@@ -110,8 +107,8 @@ export function trainingNodes(env: RuntimeEnv): NodeSpec[] {
           },
           encodeText: async (caption) => {
             const r = await encodeText(c, literal(caption));
-            // SDXL's UNet takes the pooled embedding in y; SD1.x's never sees it.
-            return { data: r.context, dims: [...r.contextShape], ...(c.family !== 'sd1' && r.pooled ? { pooled: r.pooled } : {}) };
+            // Families whose UNet takes the pooled embedding (SDXL's y) cache it with the context.
+            return { data: r.context, dims: [...r.contextShape], ...(modelFamily(c.family).conditioning.pooled && r.pooled ? { pooled: r.pooled } : {}) };
           },
         };
         const summary = describeDataset(dataset);
@@ -157,7 +154,8 @@ export function trainingNodes(env: RuntimeEnv): NodeSpec[] {
       outputs: [{ type: 'TRAINED_RESADAPTER', name: 'resadapter' }],
       async execute(i, ctx) {
         const m = i.model as ModelValue;
-        if (m.family === 'sdxl-refiner') throw new Error('TrainResAdapter supports SD1.x and SDXL base checkpoints; the SDXL refiner has no ResAdapter release to match');
+        const family = modelFamily(m.family);
+        if (!family.training.supported) throw new Error(`TrainResAdapter: training a ResAdapter for ${family.name} models is not supported (no released ResAdapter layout to match)`);
         const { dataset, cache } = i.dataset as DatasetValue;
         const runName = checkName('run_name', String(i.run_name));
         const runDir = join(env.outputDir, 'training', runName);
@@ -169,7 +167,7 @@ export function trainingNodes(env: RuntimeEnv): NodeSpec[] {
           seed,
           numTimesteps: m.sampling.numTimesteps,
           toModel: (z) => processLatentIn(m.sampling.latentFormat, z),
-          ...(m.family === 'sdxl' ? { labelVector: sdxlTrainingLabel(m.unet.base.config.admInChannels) } : {}),
+          ...(family.conditioning.adm ? { labelVector: trainingLabel(family, m.unet.base.config.admInChannels) } : {}),
         });
         let lastPreview = -Infinity;
         let lastLog = -Infinity;
