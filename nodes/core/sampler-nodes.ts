@@ -9,6 +9,7 @@ import { SAMPLER_NAMES } from '../../runtime/sampling/samplers/index.js';
 import { SCHEDULER_NAMES } from '../../runtime/sampling/schedulers.js';
 import type { EpsModel, Latent } from '../../runtime/sampling/types.js';
 import type { NodeContext, NodeSpec } from '../spec.js';
+import { condEntries } from '../../runtime/sampling/cond-entries.js';
 import { familyNodes } from './families.js';
 import { latentSampleOptions } from './latent-ops-nodes.js';
 import type { ConditioningValue, LatentValue, ModelValue } from './types.js';
@@ -49,7 +50,11 @@ function checkContextWidth(model: ModelValue, cond: ConditioningValue, side: str
 export function epsModelFor(model: ModelValue, positive: ConditioningValue, negative: ConditioningValue, latentShape: readonly number[], seed?: number | bigint): EpsModel {
   checkContextWidth(model, positive, 'positive');
   checkContextWidth(model, negative, 'negative');
-  return familyNodes(model.family).samplerModel(model, positive, negative, latentShape, seed);
+  const fam = familyNodes(model.family);
+  if (!fam.family.controlNet.supported && [positive, negative].some((c) => condEntries(c).some((e) => e.controls?.length))) {
+    throw new Error(`ControlNets are not supported on ${fam.family.label} models: apply them to the base model's conditioning`);
+  }
+  return fam.samplerModel(model, positive, negative, latentShape, seed);
 }
 
 function samplerModel(a: KSamplerArgs): EpsModel {

@@ -8,6 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Executor } from '../../runtime/executor/executor.js';
 import { validatePrompt } from '../../runtime/executor/validate.js';
 import { detectFamily } from '../../runtime/models/checkpoint.js';
+import { DEMO_CONTROLNET, DEMO_INPUT_IMAGE } from '../../runtime/models/synthetic/demo.js';
 import { DEMO_SDXL_REFINER_CHECKPOINT } from '../../runtime/models/synthetic/demo-sdxl-refiner.js';
 import { SafetensorsFile } from '../../runtime/safetensors/index.js';
 import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
@@ -59,5 +60,23 @@ describe('SDXL base → refiner workflow', () => {
     baseOnly['8']!.inputs.end_at_step = 4 as never;
     baseOnly['9']!.inputs.start_at_step = 4 as never;
     expect((await render(baseOnly)).equals(image)).toBe(false);
+  });
+
+  it('a ControlNet on the refiner stage is refused by name (the family has no ControlNet layout)', async () => {
+    const { prompt } = loadWorkflowPrompt(FILE, rt.registry);
+    const p = shrink(prompt, 2, 64);
+    p['20'] = { class_type: 'ControlNetLoader', inputs: { control_net_name: DEMO_CONTROLNET } } as ApiPrompt[string];
+    p['21'] = { class_type: 'LoadImage', inputs: { image: DEMO_INPUT_IMAGE } } as ApiPrompt[string];
+    p['22'] = {
+      class_type: 'ControlNetApplyAdvanced',
+      inputs: { positive: ['5', 0], negative: ['6', 0], control_net: ['20', 0], image: ['21', 0], strength: 1, start_percent: 0, end_percent: 1 },
+    } as unknown as ApiPrompt[string];
+    Object.assign(p['9']!.inputs, { positive: ['22', 0], negative: ['22', 1] });
+    const v = await validatePrompt(p, rt.registry);
+    if (!v.ok) throw new Error(JSON.stringify(v.node_errors));
+    const r = await new Executor().run(v.graph);
+    expect(r.status).toBe('error');
+    expect(r.error?.node_id).toBe('9');
+    expect(r.error?.exception_message).toMatch(/ControlNets are not supported on SDXL refiner models/);
   });
 });
