@@ -185,6 +185,7 @@ export function trainingNodes(env: RuntimeEnv): NodeSpec[] {
           },
           rank: Number(i.rank),
           alpha: Number(i.alpha),
+          targets: family.resAdapter.targets,
           steps,
           source,
           runDir,

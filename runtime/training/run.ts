@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { ResAdapterFiles } from '../adapters/resadapter.js';
 import type { BatchSource } from './batches.js';
 import { readResAdapterParams } from './export.js';
-import { adapterLayout, type AdapterLayout, type ParamStore } from './params.js';
+import { adapterLayout, type AdapterLayout, type ParamStore, type TargetSelector } from './params.js';
 import { changedSettings, hasTrainingState, loadTrainingState, STATE_FILE, type Settings } from './state.js';
 import { ResAdapterTrainer, settingsRecord, type StepMetrics, type TrainerModel, type TrainerSettings } from './trainer.js';
 import type { WeightSet } from '../models/weights.js';
@@ -17,6 +17,8 @@ export interface TrainRunOptions {
   settings: TrainerSettings;
   rank: number;
   alpha: number;
+  /** The model family's ResAdapter targets; every LDM UNet's resamplers and resnet norms when absent. */
+  targets?: TargetSelector;
   steps: number;
   source: BatchSource;
   /** Holds state.safetensors; none = no checkpoints. */
@@ -52,7 +54,7 @@ export interface TrainRunResult {
 
 export async function trainResAdapter(o: TrainRunOptions): Promise<TrainRunResult> {
   if (!Number.isInteger(o.steps) || o.steps < 1) throw new Error(`steps must be a positive integer, got ${o.steps}`);
-  const layout = adapterLayout(o.model.weights, o.rank, o.alpha);
+  const layout = adapterLayout(o.model.weights, o.rank, o.alpha, o.targets);
   const statePath = o.runDir ? join(o.runDir, STATE_FILE) : undefined;
   let resume;
   if (o.resume && statePath && hasTrainingState(statePath)) {
