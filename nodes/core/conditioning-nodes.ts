@@ -4,17 +4,19 @@ import type { ControlNetApplication, Shape4 } from '../../runtime/sampling/types
 import { tokenizeWithWeights } from '../../runtime/text/index.js';
 import { mapEntries } from '../../runtime/sampling/cond-entries.js';
 import type { NodeSpec } from '../spec.js';
-import { encodeSdxlText } from './sdxl-nodes.js';
-import { encodeRefinerText } from './refiner-nodes.js';
-import type { ClipValue, ConditioningValue } from './types.js';
+import { familyNodes } from './families.js';
+import type { ClipValue, ConditioningValue, Sd1ClipValue } from './types.js';
 
 /**
- * Text → windows of token ids and weights → the encoder's context (ComfyUI's CLIPTextEncode). An SDXL
- * CLIP encodes the text with both encoders and keeps bigG's pooled output, without sizes.
+ * ComfyUI's CLIPTextEncode for any family: an SDXL CLIP encodes the text with both encoders and keeps bigG's
+ * pooled output, without sizes; the refiner's bigG alone.
  */
 export async function encodeText(c: ClipValue, text: string): Promise<ConditioningValue> {
-  if (c.family === 'sdxl') return encodeSdxlText(c, text);
-  if (c.family === 'sdxl-refiner') return encodeRefinerText(c, text);
+  return familyNodes(c.family).encodeText(c, text);
+}
+
+/** SD1.x: text → windows of token ids and weights → the encoder's context. */
+export async function encodeSd1Text(c: Sd1ClipValue, text: string): Promise<ConditioningValue> {
   const windows = tokenizeWithWeights(c.tokenizer, text);
   const ids = windows.map((w) => w.map((t) => ('id' in t ? t.id : c.tokenizer.endId)));
   const weights = windows.map((w) => w.map((t) => t.weight));
@@ -58,9 +60,7 @@ export function conditioningNodes(): NodeSpec[] {
       outputs: [{ type: 'CLIP' }],
       execute({ clip, stop_at_clip_layer }) {
         const c = clip as ClipValue;
-        // On SDXL both encoders stop at the layer; -1 drops SDXL's penultimate default, as in ComfyUI.
-        if (c.family === 'sdxl' || c.family === 'sdxl-refiner') return [{ ...c, clipSkip: -Number(stop_at_clip_layer) }];
-        return [{ ...c, clip: c.clip.withClipSkip(-Number(stop_at_clip_layer)) }];
+        return [familyNodes(c.family).setLastLayer(c, -Number(stop_at_clip_layer))];
       },
     },
     {

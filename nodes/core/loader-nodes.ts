@@ -1,21 +1,16 @@
 import { statSync } from 'node:fs';
-import { detectFamily } from '../../runtime/models/checkpoint.js';
+import { detectModelFamily } from '../../runtime/models/families/registry.js';
 import { ControlNet } from '../../runtime/models/controlnet/controlnet.js';
 import { isT2IAdapterFile, T2IAdapter } from '../../runtime/models/t2i/adapter.js';
 import { Vae } from '../../runtime/models/vae/index.js';
 import { loadResAdapter, resolveResAdapterFiles, type ResAdapter } from '../../runtime/adapters/resadapter.js';
-import { applyResAdapter, checkpointKeyShapes, loadLoraForModels } from '../../runtime/pipeline/adapter-loaders.js';
-import { PatchedClip, PatchedUnet, splitPatches } from '../../runtime/pipeline/patched-model.js';
-import { patchedSdxlText, withSdxlTextLora } from '../../runtime/pipeline/patched-text.js';
-import { parseLora } from '../../runtime/adapters/lora-format.js';
-import { loadSd1 } from '../../runtime/pipeline/sd1-loader.js';
+import { applyResAdapter, loadLoraForModels } from '../../runtime/pipeline/adapter-loaders.js';
 import { readSidecar, sidecarPath } from '../../runtime/pipeline/sdxl-loader.js';
 import { SafetensorsFile } from '../../runtime/safetensors/index.js';
 import type { ModelFolder } from '../../runtime/config/model-folders.js';
 import type { RuntimeEnv } from '../env.js';
 import type { NodeSpec } from '../spec.js';
-import { loadSdxlCheckpoint } from './sdxl-nodes.js';
-import { loadRefinerCheckpoint } from './refiner-nodes.js';
+import { familyNodes, type LoadedFamilyId } from './families.js';
 import type { ClipValue, ModelValue } from './types.js';
 
 const STRENGTH = { type: 'FLOAT', default: 1, min: -100, max: 100, step: 0.01 } as const;
@@ -51,13 +46,9 @@ export function loaderNodes(env: RuntimeEnv): NodeSpec[] {
       isChanged: ({ ckpt_name }) => `${mtimeOf(env, 'checkpoints', ckpt_name)}|${sidecarMtime(env, ckpt_name)}`,
       async execute({ ckpt_name }) {
         const path = env.folders.resolve('checkpoints', String(ckpt_name));
-        const family = detectFamily(SafetensorsFile.open(path));
-        if (family === 'sdxl') return loadSdxlCheckpoint(path, env.folders);
-        if (family === 'sdxl-refiner') return loadRefinerCheckpoint(path, env.folders);
-        const m = await loadSd1(path, env.folders);
-        const model: ModelValue = { family: 'sd1', unet: PatchedUnet.of(m.unet), sampling: m.sampling };
-        const clip: ClipValue = { family: 'sd1', clip: PatchedClip.of(m.clip), tokenizer: m.tokenizer };
-        return [model, clip, m.vae];
+        const family = detectModelFamily(SafetensorsFile.open(path));
+        // Files no loadable family claims (SD2.x, a VAE, a ControlNet...) go to the SD1.x loader, whose error names what they are.
+        return familyNodes(family?.loadable ? (family.id as LoadedFamilyId) : 'sd1').load(path, env.folders);
       },
     },
     {
@@ -89,26 +80,7 @@ export function loaderNodes(env: RuntimeEnv): NodeSpec[] {
         const m = model as ModelValue;
         const c = clip as ClipValue;
         const path = env.folders.resolve('loras', String(lora_name));
-        if (c.family === 'sdxl') {
-          // te1/text_encoder patches go to CLIP-L, te2/text_encoder_2 to bigG, both at strength_clip.
-          const parsed = parseLora(path, checkpointKeyShapes(c.text.clipL.weights.file));
-          const r = loadLoraForModels(m.unet, undefined, parsed, Number(strength_model), 0);
-          const clipPatches = splitPatches(parsed.patches).clip;
-          if (!clipPatches.length || Number(strength_clip) === 0) return [{ ...m, unet: r.model! }, c];
-          const patched = withSdxlTextLora(c.patched ?? patchedSdxlText(c.text), clipPatches, Number(strength_clip), String(lora_name));
-          return [{ ...m, unet: r.model! }, { ...c, patched }];
-        }
-        if (c.family === 'sdxl-refiner') {
-          // With bigG alone, ComfyUI maps lora_te_* / text_encoder.* to it (our key map's te1 slot on the refiner).
-          const parsed = parseLora(path, checkpointKeyShapes(c.clipG.base.weights.file));
-          const r = loadLoraForModels(m.unet, undefined, parsed, Number(strength_model), 0);
-          const clipPatches = splitPatches(parsed.patches).clip;
-          if (!clipPatches.length || Number(strength_clip) === 0) return [{ ...m, unet: r.model! }, c];
-          const clipG = c.clipG.withAdapter({ id: String(lora_name), label: String(lora_name), patches: clipPatches, strength: Number(strength_clip) });
-          return [{ ...m, unet: r.model! }, { ...c, clipG }];
-        }
-        const r = loadLoraForModels(m.unet, c.clip, path, Number(strength_model), Number(strength_clip));
-        return [{ ...m, unet: r.model! }, { ...c, clip: r.clip! }];
+        return familyNodes(c.family).addLora(m, c, path, { name: String(lora_name), model: Number(strength_model), clip: Number(strength_clip) });
       },
     },
     {

@@ -1,11 +1,11 @@
 import { join } from 'node:path';
-import { addRule, blocksRule, mergeClips, mergeSdxlText, mergeUnets, simpleRule, subtractRule, type MergeRule } from '../../runtime/pipeline/model-merge.js';
-import { SDXL_PREFIXES } from '../../runtime/models/sdxl/checkpoint.js';
+import { addRule, blocksRule, mergeUnets, simpleRule, subtractRule, type MergeRule } from '../../runtime/pipeline/model-merge.js';
 import { saveCheckpoint } from '../../runtime/pipeline/checkpoint-save.js';
 import type { Vae } from '../../runtime/models/vae/index.js';
 import type { RuntimeEnv } from '../env.js';
 import type { FloatInputSpec, NodeSpec } from '../spec.js';
 import { nextImagePath } from './image-nodes.js';
+import { familyNodes } from './families.js';
 import type { ClipValue, ModelValue } from './types.js';
 
 const RATIO: FloatInputSpec = { type: 'FLOAT', default: 1.0, min: 0, max: 1, step: 0.01 };
@@ -32,9 +32,12 @@ async function mergeClipValues(node: string, a: unknown, b: unknown, rule: Merge
   const c1 = a as ClipValue;
   const c2 = b as ClipValue;
   const tag = JSON.stringify([node, widgets]);
-  if (c1.family === 'sdxl' && c2.family === 'sdxl') return [{ ...c1, text: await mergeSdxlText(c1.text, c2.text, rule, tag) }];
-  if (c1.family !== 'sd1' || c2.family !== 'sd1') throw new Error(`${node}: cannot merge a ${c1.family.toUpperCase()} text encoder with a ${c2.family.toUpperCase()} one`);
-  return [{ ...c1, clip: await mergeClips(c1.clip, c2.clip, rule, tag) }];
+  if (c1.family !== c2.family) throw new Error(`${node}: cannot merge a ${c1.family.toUpperCase()} text encoder with a ${c2.family.toUpperCase()} one`);
+  try {
+    return [await familyNodes(c1.family).mergeClip(c1, c2, rule, tag)];
+  } catch (e) {
+    throw new Error(`${node}: ${(e as Error).message}`);
+  }
 }
 
 function blockNode(name: string, blocks: string[], description: string): NodeSpec {
@@ -119,15 +122,15 @@ export function mergeNodes(env: RuntimeEnv): NodeSpec[] {
         const meta: Record<string, string> = Object.fromEntries(Object.entries(m.unet.base.weights.file.metadata).filter(([k]) => k.startsWith('resflow.')));
         if (prompt) meta.prompt = JSON.stringify(prompt);
         for (const [k, v] of Object.entries((extra_pnginfo as Record<string, unknown> | null) ?? {})) meta[k] = JSON.stringify(v);
-        if (c.family === 'sdxl-refiner') throw new Error('CheckpointSave: saving SDXL refiner checkpoints is not supported yet');
-        const text =
-          c.family === 'sdxl'
-            ? [
-                { weights: c.text.clipL.weights, prefix: SDXL_PREFIXES.clipL },
-                { weights: c.text.clipG.weights, prefix: SDXL_PREFIXES.clipG },
-              ]
-            : [{ weights: c.clip.base.weights, overrides: c.clip.overrides(), prefix: 'cond_stage_model.transformer.text_model.' }];
-        saveCheckpoint(file, [{ weights: m.unet.base.weights, overrides: m.unet.overrides(), prefix: 'model.diffusion_model.' }, ...text, { weights: (vae as Vae).weights, prefix: 'first_stage_model.' }], meta);
+        const fam = familyNodes(c.family);
+        let text;
+        try {
+          text = fam.checkpointText(c);
+        } catch (e) {
+          throw new Error(`CheckpointSave: ${(e as Error).message}`);
+        }
+        const { prefixes } = fam.family;
+        saveCheckpoint(file, [{ weights: m.unet.base.weights, overrides: m.unet.overrides(), prefix: prefixes.unet }, ...text, { weights: (vae as Vae).weights, prefix: prefixes.vae }], meta);
         return { ui: {} };
       },
     },

@@ -1,9 +1,8 @@
 import { checkMultiDiffusionOptions, multiDiffusionEpsModel } from '../../runtime/pipeline/multidiffusion.js';
+import { modelFamily } from '../../runtime/models/families/registry.js';
 import type { NodeSpec } from '../spec.js';
 import type { ModelValue } from './types.js';
 
-/** The resolution each family was trained at: what a window of size 0 means. */
-const NATIVE_SIDE: Record<ModelValue['family'], number> = { sd1: 512, sdxl: 1024, 'sdxl-refiner': 1024 };
 
 const PIXELS = { type: 'INT', default: 0, min: 0, max: 16384, step: 8 } as const;
 
@@ -34,7 +33,8 @@ export function multiDiffusionNodes(): NodeSpec[] {
       outputs: [{ type: 'MODEL' }],
       execute({ model, window_width, window_height, stride, batch_size }) {
         const m = model as ModelValue;
-        const native = NATIVE_SIDE[m.family];
+        // The resolution the family was trained at: what a window of size 0 means.
+        const native = modelFamily(m.family).nativeResolution;
         const ww = cells('window_width', Number(window_width) || native);
         const wh = cells('window_height', Number(window_height) || native);
         const s = Number(stride);

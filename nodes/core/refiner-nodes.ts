@@ -1,4 +1,5 @@
 import { fixedAdmProvider, refinerAdm, resolveRefinerAdm, type RefinerAdmValues } from '../../runtime/models/families/sdxl-refiner/index.js';
+import { SDXL_REFINER_FAMILY } from '../../runtime/models/families/sdxl-refiner/family.js';
 import { tokenizeSdxl } from '../../runtime/models/sdxl/conditioning.js';
 import type { Vae } from '../../runtime/models/vae/index.js';
 import { PatchedUnet } from '../../runtime/pipeline/patched-model.js';
@@ -15,7 +16,7 @@ export async function loadRefinerCheckpoint(path: string, folders: ModelFolders)
   const m = await loadRefiner(path, folders);
   return [
     { family: 'sdxl-refiner', unet: PatchedUnet.of(m.unet), sampling: m.sampling },
-    { family: 'sdxl-refiner', clipG: PatchedOpenClip.of(m.clipG), tokenizer: m.tokenizer, clipSkip: 2 },
+    { family: 'sdxl-refiner', clipG: PatchedOpenClip.of(m.clipG), tokenizer: m.tokenizer, clipSkip: SDXL_REFINER_FAMILY.conditioning.defaultClipSkip },
     m.vae,
   ];
 }

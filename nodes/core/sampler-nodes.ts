@@ -9,9 +9,9 @@ import { SAMPLER_NAMES } from '../../runtime/sampling/samplers/index.js';
 import { SCHEDULER_NAMES } from '../../runtime/sampling/schedulers.js';
 import type { EpsModel, Latent } from '../../runtime/sampling/types.js';
 import type { NodeContext, NodeSpec } from '../spec.js';
-import { sdxlSamplerModel } from './sdxl-nodes.js';
+import { condEntries } from '../../runtime/sampling/cond-entries.js';
+import { familyNodes } from './families.js';
 import { latentSampleOptions } from './latent-ops-nodes.js';
-import { refinerSamplerModel } from './refiner-nodes.js';
 import type { ConditioningValue, LatentValue, ModelValue } from './types.js';
 
 /** Seeds are 64-bit in ComfyUI; JSON numbers past 2^53 have already lost digits, so round to a bigint. */
@@ -42,19 +42,19 @@ function checkContextWidth(model: ModelValue, cond: ConditioningValue, side: str
   const want = model.unet.base.config.contextDim;
   const got = cond.contextShape[2];
   if (want && got !== want) {
-    throw new Error(`the ${side} conditioning is ${got} wide but this ${model.family === 'sdxl' ? 'SDXL' : 'SD1.x'} model takes ${want}: encode it with this checkpoint's CLIP`);
+    throw new Error(`the ${side} conditioning is ${got} wide but this ${familyNodes(model.family).family.label} model takes ${want}: encode it with this checkpoint's CLIP`);
   }
 }
 
-/** The UNet as the sampler calls it: SDXL adds each conditioning's y; SD1.x needs nothing more. */
+/** The UNet as the sampler calls it: the family adds what its UNet takes besides the context (SDXL's y). */
 export function epsModelFor(model: ModelValue, positive: ConditioningValue, negative: ConditioningValue, latentShape: readonly number[], seed?: number | bigint): EpsModel {
   checkContextWidth(model, positive, 'positive');
   checkContextWidth(model, negative, 'negative');
-  if (model.family === 'sdxl') return sdxlSamplerModel(model, positive, negative, latentShape, seed);
-  if (model.family === 'sdxl-refiner') return refinerSamplerModel(model, positive, negative, latentShape);
-  // The seed goes along for patches that draw from torch's global generator after prepare_noise (HyperTile).
-  const latentNumel = latentShape.reduce((a, b) => a * b, 1);
-  return model.unet.epsModel(seed === undefined ? { latentNumel } : { seed, latentNumel });
+  const fam = familyNodes(model.family);
+  if (!fam.family.controlNet.supported && [positive, negative].some((c) => condEntries(c).some((e) => e.controls?.length))) {
+    throw new Error(`ControlNets are not supported on ${fam.family.label} models: apply them to the base model's conditioning`);
+  }
+  return fam.samplerModel(model, positive, negative, latentShape, seed);
 }
 
 function samplerModel(a: KSamplerArgs): EpsModel {

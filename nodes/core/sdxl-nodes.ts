@@ -1,4 +1,5 @@
 import type { SdxlSizes } from '../../runtime/models/sdxl/adm.js';
+import { SDXL_FAMILY } from '../../runtime/models/families/sdxl/index.js';
 import { tokenizeSdxl } from '../../runtime/models/sdxl/conditioning.js';
 import { sdxlAdmProvider, type SdxlConditioning } from '../../runtime/models/sdxl/sampling.js';
 import type { Vae } from '../../runtime/models/vae/index.js';
@@ -18,7 +19,7 @@ export async function loadSdxlCheckpoint(path: string, folders: ModelFolders, ov
   const m = await loadSdxl(path, folders, overrides);
   return [
     { family: 'sdxl', unet: PatchedUnet.of(m.unet), sampling: m.sampling },
-    { family: 'sdxl', text: m.text, tokenizer: m.tokenizer, clipSkip: 2 },
+    { family: 'sdxl', text: m.text, tokenizer: m.tokenizer, clipSkip: SDXL_FAMILY.conditioning.defaultClipSkip },
     m.vae,
   ];
 }

@@ -14,6 +14,7 @@ import { writeResAdapter } from '../../runtime/training/export.js';
 import { lossChartPng, metricsLine } from '../../runtime/training/loss-chart.js';
 import { trainResAdapter, type TrainedResAdapter } from '../../runtime/training/run.js';
 import type { Vae } from '../../runtime/models/vae/index.js';
+import { modelFamily, type ModelFamily } from '../../runtime/models/families/registry.js';
 import type { RuntimeEnv } from '../env.js';
 import type { NodeSpec } from '../spec.js';
 import { encodeText } from './conditioning-nodes.js';
@@ -50,6 +51,16 @@ const literal = (caption: string) => caption.replace(/\\/g, '\\\\').replace(/\(/
 function checkName(what: string, value: string): string {
   if (!NAME.test(value)) throw new Error(`${what} "${value}" must be a plain name (letters, digits, _ . -), not a path`);
   return value;
+}
+
+/** y of a training sample for families whose UNet takes one, as the family builds it (SDXL: the bucket's size, no crop). */
+function trainingLabel(family: ModelFamily, adm: number | null) {
+  const build = family.training.labelVector;
+  if (!adm || !build) throw new Error(`TrainResAdapter: this ${family.label} UNet has no label embedding (y input) to train with`);
+  return (pooled: Float32Array | undefined, size: { width: number; height: number }) => {
+    if (!pooled) throw new Error(`TrainResAdapter: the dataset has no pooled text embeddings; encode it with the CLIP of this ${family.label} checkpoint`);
+    return build(pooled, size, adm);
+  };
 }
 
 export function trainingNodes(env: RuntimeEnv): NodeSpec[] {
@@ -98,7 +109,8 @@ export function trainingNodes(env: RuntimeEnv): NodeSpec[] {
           },
           encodeText: async (caption) => {
             const r = await encodeText(c, literal(caption));
-            return { data: r.context, dims: [...r.contextShape] };
+            // Families whose UNet takes the pooled embedding (SDXL's y) cache it with the context.
+            return { data: r.context, dims: [...r.contextShape], ...(modelFamily(c.family).conditioning.pooled && r.pooled ? { pooled: r.pooled } : {}) };
           },
         };
         const summary = describeDataset(dataset);
@@ -152,7 +164,8 @@ export function trainingNodes(env: RuntimeEnv): NodeSpec[] {
       outputs: [{ type: 'TRAINED_RESADAPTER', name: 'resadapter' }],
       async execute(i, ctx) {
         const m = i.model as ModelValue;
-        if (m.family !== 'sd1') throw new Error('TrainResAdapter supports SD1.x checkpoints; SDXL training is not implemented yet');
+        const family = modelFamily(m.family);
+        if (!family.training.supported) throw new Error(`TrainResAdapter: training a ResAdapter for ${family.name} models is not supported (no released ResAdapter layout to match)`);
         const { dataset, cache } = i.dataset as DatasetValue;
         const runName = checkName('run_name', String(i.run_name));
         const runDir = join(env.outputDir, 'training', runName);
@@ -164,6 +177,7 @@ export function trainingNodes(env: RuntimeEnv): NodeSpec[] {
           seed,
           numTimesteps: m.sampling.numTimesteps,
           toModel: (z) => processLatentIn(m.sampling.latentFormat, z),
+          ...(family.conditioning.adm ? { labelVector: trainingLabel(family, m.unet.base.config.admInChannels) } : {}),
         });
         let lastPreview = -Infinity;
         let lastLog = -Infinity;
@@ -181,6 +195,7 @@ export function trainingNodes(env: RuntimeEnv): NodeSpec[] {
           },
           rank: Number(i.rank),
           alpha: Number(i.alpha),
+          targets: family.resAdapter.targets,
           steps,
           source,
           runDir,

@@ -5,6 +5,7 @@
  * The UNet mapping is computed from the block layout of `unetBlocks`, so it follows whatever level count,
  * res-block count and attention placement the model has instead of assuming SD1.5's numbering.
  */
+import { MODEL_FAMILIES } from '../models/families/registry.js';
 import { UNET_PREFIX, unetBlocks, type BlockPlace, type KeyShapeTable, type UnetArch, type UnetBlock } from './arch-tables.js';
 
 /** LDM resnet sub-module → diffusers ResnetBlock2D sub-module. */
@@ -109,14 +110,29 @@ export interface TextEncoderModule {
   rows?: { start: number; count: number };
 }
 
-/** Where each slot's encoder lives in the checkpoint layouts we load, with how it is named there. */
-const ENCODER_LAYOUTS: ReadonlyArray<{ slot: TextEncoderSlot; prefix: string; naming: 'hf' | 'openclip' }> = [
-  { slot: 'te1', prefix: 'cond_stage_model.transformer.', naming: 'hf' }, // SD1.x (CLIP-L)
-  { slot: 'te1', prefix: 'cond_stage_model.model.', naming: 'openclip' }, // SD2.x (OpenCLIP-H)
-  { slot: 'te1', prefix: 'conditioner.embedders.0.transformer.', naming: 'hf' }, // SDXL base CLIP-L
-  { slot: 'te1', prefix: 'conditioner.embedders.0.model.', naming: 'openclip' }, // SDXL refiner bigG
-  { slot: 'te2', prefix: 'conditioner.embedders.1.model.', naming: 'openclip' }, // SDXL base bigG
-];
+interface EncoderLayout {
+  slot: TextEncoderSlot;
+  prefix: string;
+  naming: 'hf' | 'openclip';
+}
+
+let encoderLayouts: EncoderLayout[] | undefined;
+
+/**
+ * Where each slot's encoder lives in the checkpoint layouts we load, with how it is named there: every
+ * registered family's text encoders, in the family's order (first te1, second te2). HF paths start at
+ * `text_model.`, so a CLIP-layout prefix is cut there (SD1's older files lack that level). Built on first use.
+ */
+function layouts(): EncoderLayout[] {
+  encoderLayouts ??= MODEL_FAMILIES.flatMap((f) =>
+    f.textEncoders.map((te, i): EncoderLayout => ({
+      slot: i === 0 ? 'te1' : 'te2',
+      prefix: te.layout === 'clip' ? te.prefix.replace(/text_model\.$/, '') : te.prefix,
+      naming: te.layout === 'clip' ? 'hf' : 'openclip',
+    })),
+  );
+  return encoderLayouts;
+}
 
 const OPENCLIP_RENAMES: ReadonlyArray<[RegExp, string]> = [
   [/^attn\.out_proj$/, 'self_attn.out_proj'],
@@ -131,7 +147,7 @@ const OPENCLIP_RENAMES: ReadonlyArray<[RegExp, string]> = [
  */
 export function textEncoderModules(table: KeyShapeTable): TextEncoderModule[] {
   const out: TextEncoderModule[] = [];
-  for (const { slot, prefix, naming } of ENCODER_LAYOUTS) {
+  for (const { slot, prefix, naming } of layouts()) {
     for (const [key, shape] of table) {
       if (!key.startsWith(prefix)) continue;
       const rest = key.slice(prefix.length);

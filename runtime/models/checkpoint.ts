@@ -1,4 +1,5 @@
 import { SafetensorsFile } from '../safetensors/reader.js';
+import { detectModelFamily } from './families/registry.js';
 import { WeightSet } from './weights.js';
 
 export type ModelFamily = 'sd1' | 'sd2' | 'sdxl' | 'sdxl-refiner' | 'controlnet' | 'vae' | 'unknown';
@@ -22,12 +23,9 @@ const CLIP_SD1_OLD = 'cond_stage_model.transformer.';
 /** Recognises what a safetensors file holds from its key layout. */
 export function detectFamily(file: SafetensorsFile): ModelFamily {
   const has = (k: string) => file.has(k);
-  if (has('conditioner.embedders.1.model.ln_final.weight') || has('conditioner.embedders.0.transformer.text_model.final_layer_norm.weight')) {
-    return has('conditioner.embedders.0.model.ln_final.weight') && !has('conditioner.embedders.1.model.ln_final.weight') ? 'sdxl-refiner' : 'sdxl';
-  }
-  if (has('conditioner.embedders.0.model.ln_final.weight')) return 'sdxl-refiner';
-  if (has('cond_stage_model.model.ln_final.weight') || has('cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight')) return 'sd2';
-  if (has(`${UNET}input_blocks.0.0.weight`)) return 'sd1';
+  // Diffusion checkpoints: the family registry, where each family says which keys are its own.
+  const family = detectModelFamily(has);
+  if (family) return family.id;
   if (has('control_model.input_hint_block.0.weight') || has('input_hint_block.0.weight')) return 'controlnet';
   if (has('encoder.conv_in.weight') && has('decoder.conv_in.weight')) return 'vae';
   return 'unknown';

@@ -22,6 +22,9 @@ export interface MicroBatch {
   context: Float32Array;
   dims: [number, number, number, number];
   contextDims: [number, number, number];
+  /** The UNet's label vector (SDXL's y), [n, A], for families whose UNet takes one. */
+  y?: Float32Array;
+  yDims?: [number, number];
 }
 
 export interface StepBatch {
@@ -43,6 +46,11 @@ export interface DatasetSourceOptions {
   numTimesteps: number;
   /** VAE latent → model space (SD1.x: × 0.18215). */
   toModel: (latent: Float32Array) => Float32Array;
+  /**
+   * One sample's y row from its caption's pooled embedding and the bucket's pixel size, for UNets with a
+   * label input (SDXL); absent for SD1.x.
+   */
+  labelVector?: (pooled: Float32Array | undefined, size: { width: number; height: number }) => Float32Array;
 }
 
 const TEXT_TOKENS = 77;
@@ -126,15 +134,25 @@ export class DatasetBatchSource implements BatchSource {
     const x0 = new Float32Array(items.length * plane);
     latents.forEach((l, i) => x0.set(this.o.toModel(l.data), i * plane));
     const texts = [];
+    const pooled: Array<Float32Array | undefined> = [];
     for (const it of items) {
       const t = await this.cache.text(it.caption);
       texts.push(firstWindow(t.data, t.dims));
+      pooled.push(t.pooled);
     }
     const { s, d: width } = texts[0]!;
     if (texts.some((t) => t.s !== s)) throw new Error(`captions of one batch encode to different lengths (${texts.map((t) => t.s).join(', ')})`);
     const context = new Float32Array(items.length * s * width);
     texts.forEach((t, i) => context.set(t.data, i * s * width));
-    return { x0, noise, timesteps, context, dims: [items.length, c, h, w], contextDims: [items.length, s, width] };
+    const mb: MicroBatch = { x0, noise, timesteps, context, dims: [items.length, c, h, w], contextDims: [items.length, s, width] };
+    if (this.o.labelVector) {
+      const rows = pooled.map((p) => this.o.labelVector!(p, bucket));
+      const a = rows[0]!.length;
+      mb.y = new Float32Array(items.length * a);
+      rows.forEach((r, i) => mb.y!.set(r, i * a));
+      mb.yDims = [items.length, a];
+    }
+    return mb;
   }
 }
 
@@ -160,6 +178,7 @@ export class FixedBatchSource implements BatchSource {
         x0: m.x0.slice(start * plane, end * plane),
         noise: m.noise.slice(start * plane, end * plane),
         ...(m.target ? { target: m.target.slice(start * plane, end * plane) } : {}),
+        ...(m.y && m.yDims ? { y: m.y.slice(start * m.yDims[1], end * m.yDims[1]), yDims: [end - start, m.yDims[1]] as [number, number] } : {}),
         timesteps: m.timesteps.slice(start, end),
         context: m.context.slice(start * ctx, end * ctx),
         dims: [end - start, m.dims[1], m.dims[2], m.dims[3]],

@@ -19,11 +19,16 @@ export interface Tensor {
   dims: number[];
 }
 
+/** A caption's encoding: the context, and the pooled text embedding for families whose UNet takes one (SDXL's y). */
+export interface TextTensor extends Tensor {
+  pooled?: Float32Array;
+}
+
 export interface DatasetEncoders {
   /** Unscaled VAE latent (posterior mean) of a [1, H, W, 3] image in [0, 1]: [1, C, H/f, W/f]. */
   encodeImage(image: ImageBatch): Promise<Tensor>;
-  /** Text-encoder context of a caption: [1, S, D]. */
-  encodeText(caption: string): Promise<Tensor>;
+  /** Text-encoder context of a caption: [1, S, D], with the pooled output where the family has one. */
+  encodeText(caption: string): Promise<TextTensor>;
 }
 
 export function fingerprint(...parts: Array<Float32Array | string>): string {
@@ -42,7 +47,8 @@ function probeImage(): ImageBatch {
 
 export async function encoderFingerprints(enc: DatasetEncoders): Promise<{ image: string; text: string }> {
   const [img, txt] = [await enc.encodeImage(probeImage()), await enc.encodeText('a resflow probe caption, 1234')];
-  return { image: fingerprint(img.data, img.dims.join('x')), text: fingerprint(txt.data, txt.dims.join('x')) };
+  const text = txt.pooled ? fingerprint(txt.data, txt.dims.join('x'), txt.pooled, 'pooled') : fingerprint(txt.data, txt.dims.join('x'));
+  return { image: fingerprint(img.data, img.dims.join('x')), text };
 }
 
 /** The image resized to cover the bucket and centre-cropped to it, as [1, h, w, 3] floats in [0, 1]. */
@@ -99,7 +105,7 @@ export class EncodeCache {
     return t;
   }
 
-  async text(caption: string): Promise<Tensor> {
+  async text(caption: string): Promise<TextTensor> {
     const path = join(this.textDir, `${fingerprint(caption)}.safetensors`);
     const hit = read(path);
     if (hit) {
@@ -113,17 +119,22 @@ export class EncodeCache {
   }
 }
 
-function read(path: string): Tensor | undefined {
+function read(path: string): TextTensor | undefined {
   if (!existsSync(path)) return undefined;
   try {
     const f = SafetensorsFile.open(path);
-    return { data: f.readFloat32('t'), dims: [...f.info('t').shape] };
+    const t: TextTensor = { data: f.readFloat32('t'), dims: [...f.info('t').shape] };
+    if (f.has('pooled')) t.pooled = f.readFloat32('pooled');
+    return t;
   } catch {
     // A damaged entry (disk full, killed mid-copy by another tool) is recomputed, never trusted.
     return undefined;
   }
 }
 
-function write(path: string, t: Tensor): void {
-  writeSafetensors(path, { t: { dtype: 'F32', shape: t.dims, data: t.data } });
+function write(path: string, t: TextTensor): void {
+  writeSafetensors(path, {
+    t: { dtype: 'F32', shape: t.dims, data: t.data },
+    ...(t.pooled ? { pooled: { dtype: 'F32' as const, shape: [t.pooled.length], data: t.pooled } } : {}),
+  });
 }

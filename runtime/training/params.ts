@@ -49,10 +49,13 @@ export const normName = (key: string) => `norm/${key}`;
 /** What the layout reads of a UNet: tensor names and shapes (a WeightSet, or a key table in tests). */
 export type UnetTensors = Pick<WeightSet, 'names' | 'shape'> & { file?: { path: string } };
 
-export function adapterLayout(w: UnetTensors, rank: number, alpha: number): AdapterLayout {
+/** Which UNet keys a ResAdapter adapts: a model family's `resAdapter.targets` (every family's LDM UNet by default). */
+export type TargetSelector = (w: Pick<WeightSet, 'names'>) => Set<string>;
+
+export function adapterLayout(w: UnetTensors, rank: number, alpha: number, select: TargetSelector = resAdapterTargets): AdapterLayout {
   if (!Number.isInteger(rank) || rank < 1) throw new Error(`LoRA rank must be a positive integer, got ${rank}`);
   if (!Number.isFinite(alpha) || alpha <= 0) throw new Error(`LoRA alpha must be positive, got ${alpha}`);
-  const targets = [...resAdapterTargets(w)].sort(naturalCompare);
+  const targets = [...select(w)].sort(naturalCompare);
   const lora: LoraModule[] = [];
   const norms: string[] = [];
   for (const key of targets) {

@@ -8,7 +8,7 @@ import type { ResAdapterFiles } from '../adapters/resadapter.js';
 import type { BatchSource, MicroBatch } from './batches.js';
 import { loadValidation, saveValidation, VALIDATION_FILE } from './validation.js';
 import { readResAdapterParams } from './export.js';
-import { adapterLayout, type AdapterLayout, type ParamStore } from './params.js';
+import { adapterLayout, type AdapterLayout, type ParamStore, type TargetSelector } from './params.js';
 import { changedSettings, hasTrainingState, loadTrainingState, STATE_FILE, type Settings } from './state.js';
 import { ResAdapterTrainer, settingsRecord, type StepMetrics, type TrainerModel, type TrainerSettings } from './trainer.js';
 import type { WeightSet } from '../models/weights.js';
@@ -18,6 +18,8 @@ export interface TrainRunOptions {
   settings: TrainerSettings;
   rank: number;
   alpha: number;
+  /** The model family's ResAdapter targets; every LDM UNet's resamplers and resnet norms when absent. */
+  targets?: TargetSelector;
   steps: number;
   source: BatchSource;
   /** Holds state.safetensors; none = no checkpoints. */
@@ -57,7 +59,7 @@ export interface TrainRunResult {
 
 export async function trainResAdapter(o: TrainRunOptions): Promise<TrainRunResult> {
   if (!Number.isInteger(o.steps) || o.steps < 1) throw new Error(`steps must be a positive integer, got ${o.steps}`);
-  const layout = adapterLayout(o.model.weights, o.rank, o.alpha);
+  const layout = adapterLayout(o.model.weights, o.rank, o.alpha, o.targets);
   const statePath = o.runDir ? join(o.runDir, STATE_FILE) : undefined;
   let resume;
   if (o.resume && statePath && hasTrainingState(statePath)) {

@@ -134,6 +134,12 @@ export class ResAdapterTrainer {
       context: { data: mb.context, dims: mb.contextDims },
       target: { data: mb.target ?? mb.noise, dims: mb.dims },
     };
+    const adm = this.model.config.admInChannels;
+    if (adm) {
+      if (!mb.y || !mb.yDims) throw new Error(`this UNet takes a ${adm}-wide label vector (y), the batch has none: encode the dataset with the model's own CLIP`);
+      if (mb.yDims[1] !== adm) throw new Error(`the batch's y is ${mb.yDims[1]} wide, this UNet takes ${adm}`);
+      feeds.y = { data: mb.y, dims: mb.yDims };
+    }
     for (const p of this.layout.params) feeds[p.name] = { data: this.state.params.get(p.name)!, dims: p.shape };
     return feeds;
   }

@@ -1,6 +1,7 @@
 import type { ApiPrompt } from './api-schema.js';
 import { DEMO_CHECKPOINT, DEMO_CONTROLNET, DEMO_INPUT_IMAGE, DEMO_LCM_LORA, DEMO_RESADAPTER } from '../models/synthetic/demo.js';
 import { DEMO_SDXL_CHECKPOINT, DEMO_SDXL_RESADAPTER } from '../models/synthetic/demo-sdxl.js';
+import { DEMO_SDXL_REFINER_CHECKPOINT } from '../models/synthetic/demo-sdxl-refiner.js';
 import { trainResAdapterWorkflow } from '../training/workflow.js';
 
 /**
@@ -127,6 +128,41 @@ export function lcm(): ApiPrompt {
   };
 }
 
+/**
+ * SDXL base → refiner in two KSamplerAdvanced nodes (ComfyUI's refiner example): the base runs steps
+ * 0..switchAt and hands its still-noisy latent over (return_with_leftover_noise), the refiner adds no noise
+ * and finishes from switchAt. Each stage conditions on its own text encoders: the base's positive carries
+ * SDXL's size ids, the refiner's prompts their aesthetic scores.
+ */
+export function sdxlRefinerTwoStage(width = 1024, height = 1024, steps = 25, switchAt = 20): ApiPrompt {
+  const sampler = { sampler_name: 'dpmpp_2m', scheduler: 'karras', steps, cfg: 7, noise_seed: 42 };
+  return {
+    '1': n('CheckpointLoaderSimple', { ckpt_name: DEMO_SDXL_CHECKPOINT }, 'Load Checkpoint (SDXL base)'),
+    '2': n('CheckpointLoaderSimple', { ckpt_name: DEMO_SDXL_REFINER_CHECKPOINT }, 'Load Checkpoint (SDXL refiner)'),
+    '3': n(
+      'CLIPTextEncodeSDXL',
+      { clip: ['1', 1], width, height, crop_w: 0, crop_h: 0, target_width: width, target_height: height, text_g: POSITIVE, text_l: POSITIVE },
+      'Positive prompt (base)',
+    ),
+    '4': n('CLIPTextEncode', { text: NEGATIVE, clip: ['1', 1] }, 'Negative prompt (base)'),
+    '5': n('CLIPTextEncodeSDXLRefiner', { ascore: 6, width, height, text: POSITIVE, clip: ['2', 1] }, 'Positive prompt (refiner)'),
+    '6': n('CLIPTextEncodeSDXLRefiner', { ascore: 2.5, width, height, text: NEGATIVE, clip: ['2', 1] }, 'Negative prompt (refiner)'),
+    '7': n('EmptyLatentImage', { width, height, batch_size: 1 }),
+    '8': n(
+      'KSamplerAdvanced',
+      { model: ['1', 0], add_noise: 'enable', ...sampler, positive: ['3', 0], negative: ['4', 0], latent_image: ['7', 0], start_at_step: 0, end_at_step: switchAt, return_with_leftover_noise: 'enable' },
+      'KSampler (base, steps 0..switch)',
+    ),
+    '9': n(
+      'KSamplerAdvanced',
+      { model: ['2', 0], add_noise: 'disable', ...sampler, positive: ['5', 0], negative: ['6', 0], latent_image: ['8', 0], start_at_step: switchAt, end_at_step: 10000, return_with_leftover_noise: 'disable' },
+      'KSampler (refiner, switch..end)',
+    ),
+    '10': n('VAEDecode', { samples: ['9', 0], vae: ['2', 2] }),
+    '11': n('SaveImage', { images: ['10', 0], filename_prefix: 'sdxl-refiner/two-stage' }),
+  };
+}
+
 /** File name → prompt, for every example in workflows/. The first is the main (demo, default) workflow. */
 export function exampleWorkflows(): Record<string, ApiPrompt> {
   return {
@@ -140,6 +176,7 @@ export function exampleWorkflows(): Record<string, ApiPrompt> {
     'sdxl-resadapter-txt2img-512.json': sideBySide(512, 512, DEFAULTS, 'sdxl'),
     'sdxl-resadapter-txt2img-1024.json': sideBySide(1024, 1024, DEFAULTS, 'sdxl'),
     'sdxl-resadapter-txt2img-1536x640.json': sideBySide(1536, 640, DEFAULTS, 'sdxl'),
+    'sdxl-refiner-two-stage.json': sdxlRefinerTwoStage(),
     'train-resadapter.json': trainResAdapterWorkflow(),
   };
 }

@@ -42,7 +42,15 @@ export function loadWorkflowPrompt(file: string, registry: NodeRegistry): { prom
 export function shrink(prompt: ApiPrompt, steps = 2, maxSide?: number): ApiPrompt {
   const out = structuredClone(prompt);
   for (const node of Object.values(out)) {
-    if (node.class_type === 'KSampler' || node.class_type === 'KSamplerAdvanced') node.inputs.steps = Math.min(Number(node.inputs.steps), steps) as never;
+    if (node.class_type === 'KSampler' || node.class_type === 'KSamplerAdvanced') {
+      const full = Number(node.inputs.steps);
+      node.inputs.steps = Math.min(full, steps) as never;
+      // A step window inside the schedule (base → refiner hand-over) keeps its place in the shorter one.
+      for (const k of ['start_at_step', 'end_at_step'] as const) {
+        const v = Number(node.inputs[k]);
+        if (node.class_type === 'KSamplerAdvanced' && v > 0 && v < full) node.inputs[k] = Math.max(1, Math.floor((v * Math.min(full, steps)) / full)) as never;
+      }
+    }
     // Training runs `steps` optimiser steps too: enough to exercise dataset → train → save → preview.
     if (node.class_type === 'TrainResAdapter') node.inputs.steps = Math.min(Number(node.inputs.steps), steps) as never;
     if (maxSide && (node.class_type === 'EmptyLatentImage' || node.class_type === 'ImageScale')) {

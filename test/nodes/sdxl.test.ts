@@ -33,7 +33,8 @@ function savedFiles(rt: TestRuntime, outputs: Record<string, Record<string, unkn
   return Object.values(outputs).flatMap((ui) => ((ui.images ?? []) as Array<{ filename: string; subfolder: string }>).map((i) => join(rt.env.outputDir, i.subfolder, i.filename)));
 }
 
-const SDXL_FILES = Object.keys(exampleWorkflows()).filter((f) => f.startsWith('sdxl-'));
+// The ResAdapter side-by-sides; the base → refiner workflow has its own test (sdxl-refiner-workflow.test.ts).
+const SDXL_FILES = Object.keys(exampleWorkflows()).filter((f) => f.startsWith('sdxl-resadapter-'));
 
 describe('SDXL example workflows on the SDXL demo model', () => {
   let rt: TestRuntime;

@@ -59,7 +59,7 @@ export function openSdxlCheckpoint(source: string | SafetensorsFile, opts: SdxlC
   const path = file.path;
   const family = detectFamily(file);
   if (family !== 'sdxl') {
-    const hint = family === 'sd1' ? ' (open it as a Stable Diffusion 1.x checkpoint)' : family === 'sdxl-refiner' ? ' (the refiner is not supported yet)' : '';
+    const hint = family === 'sd1' ? ' (open it as a Stable Diffusion 1.x checkpoint)' : family === 'sdxl-refiner' ? ' (open it with openRefinerCheckpoint; CheckpointLoaderSimple loads either)' : '';
     throw new UnsupportedModelError(path, family, `this is ${familyName(family)} file, not an SDXL base checkpoint${hint}`);
   }
   for (const [what, key] of [

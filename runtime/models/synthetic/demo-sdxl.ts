@@ -18,7 +18,8 @@ import { clipKeyShapes, vaeKeyShapes, type ClipArch, type VaeArch } from './tabl
 export const DEMO_SDXL_VERSION = '1';
 export const DEMO_SDXL_CHECKPOINT = 'resflow-demo-sdxl.safetensors';
 export const DEMO_SDXL_RESADAPTER = 'resflow-demo-sdxl-resadapter';
-const SEED = 20250202;
+export const DEMO_SDXL_SEED = 20250202;
+const SEED = DEMO_SDXL_SEED;
 /** Attention head width; not readable from shapes, so it travels in the file's metadata. */
 const HEAD_CHANNELS = 32;
 

@@ -7,6 +7,7 @@ import { initTensor, randomFor, writeSyntheticCheckpoint } from './generate.js';
 import { sd1CheckpointKeyShapes, type Sd1Arch } from './tables.js';
 import { writeDemoControlNet, writeDemoInputImage, writeDemoLcmLora } from './demo-extras.js';
 import { demoSdxlPaths, ensureDemoSdxl, type DemoSdxlPaths } from './demo-sdxl.js';
+import { ensureDemoSdxlRefiner } from './demo-sdxl-refiner.js';
 
 /**
  * The embedded demonstration model: an SD1.5-architecture checkpoint with tiny widths and random weights,
@@ -93,6 +94,7 @@ export function ensureDemoModels(modelsDir: string): DemoPaths {
   // After the SD1.5 part: the SDXL demo uses its tokenizer. Versioned on its own, so data folders made
   // before it existed get it too.
   ensureDemoSdxl(modelsDir, { name: DEMO_TOKENIZER, vocabSize: Object.keys(demoVocab()).length });
+  ensureDemoSdxlRefiner(modelsDir, { name: DEMO_TOKENIZER, vocabSize: Object.keys(demoVocab()).length });
   return p;
 }
 
