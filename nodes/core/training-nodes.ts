@@ -148,6 +148,8 @@ export function trainingNodes(env: RuntimeEnv): NodeSpec[] {
           run_name: { type: 'STRING', default: 'resadapter' },
           resume: { type: 'BOOLEAN', default: true, tooltip: "continue from the run's last checkpoint if there is one" },
           recompute: { type: 'BOOLEAN', default: false, tooltip: 'recompute activations in the backward pass: less memory, slower', advanced: true },
+        },
+        optional: {
           validate_every: {
             type: 'INT',
             default: 0,
@@ -156,8 +158,6 @@ export function trainingNodes(env: RuntimeEnv): NodeSpec[] {
             tooltip: 'measure the loss on fixed batches (one per training resolution) every N steps and chart it; 0 = off',
             advanced: true,
           },
-        },
-        optional: {
           start_from: { type: 'RESADAPTER', tooltip: 'fine-tune this ResAdapter (same rank) instead of starting fresh' },
         },
       },
