@@ -41,6 +41,8 @@ interface Compiled {
 
 export class SegmentedGradient {
   private weightTensors = new Map<string, ort.Tensor>();
+  /** Milliseconds of the last run's forward sweep and backward sweep, and of each block's VJP (for benches). */
+  lastTimings = { forwardMs: 0, backwardMs: 0, perBlock: [] as Array<{ name: string; forwardMs: number; vjpMs: number }> };
   /** Per boundary value: the last segment (index) whose forward reads it and the first whose VJP does. */
   private lastForwardUse = new Map<string, number>();
   private firstVjpUse = new Map<string, number>();
@@ -66,6 +68,9 @@ export class SegmentedGradient {
     const device = deviceFor(opts.role);
     const base: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', enableCpuMemArena: false };
     if (opts.threads) base.intraOpNumThreads = opts.threads;
+    // Each session has its own intra-op pool; spinning pools of the sessions that just ran would fight the
+    // one running now for the cores (measured: 10× slower steps on the demo model with spinning on).
+    base.extra = { session: { intra_op: { allow_spinning: '0' } } };
     const open = async (g: Graph) => {
       const lowered = lowerToOnnx(g, { portable: portableLowering(device) });
       const bytes = encodeModel(lowered.model);
@@ -112,13 +117,17 @@ export class SegmentedGradient {
     };
     const keepForVjp = (name: string) => this.firstVjpUse.has(name);
 
+    const t0 = performance.now();
+    const perBlock = this.parts.map((p) => ({ name: p.seg.name, forwardMs: 0, vjpMs: 0 }));
     let loss: ort.Tensor | undefined;
     const dimsOf = new Map<string, readonly number[]>();
     for (let k = 0; k < this.parts.length; k++) {
       const p = this.parts[k]!;
       const inputs: Record<string, ort.Tensor> = {};
       for (const name of p.forwardInputs) inputs[name] = lookup(name);
+      const tf = performance.now();
       const out = await p.forward.run(inputs);
+      perBlock[k]!.forwardMs = performance.now() - tf;
       for (const o of p.seg.outputs) {
         const t = out[o.name]!;
         dimsOf.set(o.name, t.dims);
@@ -128,6 +137,7 @@ export class SegmentedGradient {
       for (const b of p.seg.boundaryInputs) if (this.lastForwardUse.get(b.name) === k && !keepForVjp(b.name)) boundary.delete(b.name);
     }
     if (!loss) throw new Error('segmented training: no segment produced the loss');
+    const t1 = performance.now();
 
     const cot = new Map<string, Float32Array>();
     cot.set(this.opts.loss, new Float32Array(loss.size).fill(1));
@@ -154,7 +164,9 @@ export class SegmentedGradient {
         const c = cot.get(of) ?? new Float32Array(dims.reduce((a, b) => a * b, 1));
         inputs[name] = new ort.Tensor('float32', c, dims);
       }
+      const tv = performance.now();
       const out = await p.vjp.run(inputs);
+      perBlock[k]!.vjpMs = performance.now() - tv;
       for (const o of p.seg.cotangents) cot.delete(o);
       for (const name of p.seg.gradInputs) {
         const g = out[`grad/${name}`]!.data as Float32Array;
@@ -164,6 +176,7 @@ export class SegmentedGradient {
       for (const name of p.vjpInputs) if (this.firstVjpUse.get(name) === k) boundary.delete(name);
     }
 
+    this.lastTimings = { forwardMs: t1 - t0, backwardMs: performance.now() - t1, perBlock };
     const result: Record<string, TensorData> = { [this.opts.loss]: { data: loss.data as Float32Array, dims: loss.dims } };
     for (const name of this.opts.wrt) {
       const shape = (this.graph.inputs.find((i) => i.name === name) ?? this.graph.weights.find((w) => w.name === name))!;
