@@ -32,6 +32,7 @@ import { FixedBatchSource, type MicroBatch } from '../runtime/training/batches.j
 import { adapterLayout, initParams } from '../runtime/training/params.js';
 import { buildLossGraph } from '../runtime/training/train-graph.js';
 import { ResAdapterTrainer } from '../runtime/training/trainer.js';
+import { SegmentedGradient } from '../runtime/graph/segmented-session.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
@@ -74,6 +75,9 @@ interface ChildResult {
   stepMs?: number;
   adamMs?: number;
   peakRssMb: number;
+  /** Recompute only: blocks, and MB of the one weight copy all block sessions read. */
+  blocks?: number;
+  weightMb?: number;
 }
 
 async function child(kind: string): Promise<ChildResult> {
@@ -147,7 +151,8 @@ async function child(kind: string): Promise<ChildResult> {
     run.push(m.runSeconds * 1000);
     opt.push(m.optimizerSeconds * 1000);
   }
-  return { kind, compileS, forwardMs: median(fwd), gradRunMs: median(run), stepMs: median(step), adamMs: median(opt), peakRssMb };
+  const seg = trainer.session instanceof SegmentedGradient ? { blocks: trainer.session.segmentNames.length, weightMb: trainer.session.weightBytes / 2 ** 20 } : {};
+  return { kind, compileS, forwardMs: median(fwd), gradRunMs: median(run), stepMs: median(step), adamMs: median(opt), peakRssMb, ...seg };
 }
 
 interface Outcome {
@@ -214,6 +219,9 @@ if (args.child) {
         `  ${label} ${r.stepMs!.toFixed(1)} ms = fwd+bwd ${r.gradRunMs!.toFixed(1)} ms + AdamW ${r.adamMs!.toFixed(1)} ms; ` +
           `forward ${r.forwardMs!.toFixed(1)} ms, backward/forward ${(bwd / r.forwardMs!).toFixed(2)} (target ≤ 3); compile ${r.compileS.toFixed(1)} s; peak RSS ${gb(r.peakRssMb)}`,
       );
+      if (r.weightMb !== undefined) {
+        console.log(`    ${r.blocks} blocks; weights (one F32 copy) ${gb(r.weightMb)}, so the largest block's activations + runtime peak at ${gb(r.peakRssMb - r.weightMb)}`);
+      }
     }
     const p = results.plain!;
     const r = results.recompute!.result;

@@ -100,6 +100,13 @@ export class SegmentedGradient {
     return t;
   }
 
+  /** Bytes of the shared weight store (the one F32 copy of the frozen weights every session reads). */
+  get weightBytes(): number {
+    let n = 0;
+    for (const t of this.weightTensors.values()) n += (t.data as Float32Array).byteLength;
+    return n;
+  }
+
   /** Loads every weight now rather than on the first step (so a step's timing and memory show steady state). */
   preload(): void {
     for (const w of this.graph.weights) this.weight(w.name);
