@@ -29,7 +29,10 @@ export function lowerAutodiffOp(n: Node, ins: string[], out: string, graph: Grap
       const [s, p, d] = [a.stride as number, a.padding as number, a.dilation as number];
       const w = graph.values[n.inputs[1]!]!.shape as number[];
       const [kh, kw] = [w[2]!, w[3]!];
-      if (s === 1 && d === 1 && a.groups === 1 && p <= kh - 1 && p <= kw - 1) {
+      // Only for an initializer W: fed at run time (checkpointed training feeds every weight), the flip would
+      // copy W twice per run, which costs more than the transposed conv itself.
+      const constantW = graph.weights.some((x) => x.value === n.inputs[1] && !x.overridable);
+      if (constantW && s === 1 && d === 1 && a.groups === 1 && p <= kh - 1 && p <= kw - 1) {
         // Stride 1: the transposed conv is a plain Conv of dy with W flipped in space and in/out swapped,
         // padded k-1-p, and its output is exactly ref's size. ORT's Conv is faster than its ConvTranspose,
         // and the flip folds at load when W is an initializer.

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { T } from '../graph/builder.js';
-import type { Graph } from '../graph/ir.js';
+import type { Graph, Node } from '../graph/ir.js';
 import { buildGradientGraph, GraphExtender } from '../graph/autodiff/index.js';
 import type { UnetConfig } from '../models/unet/config.js';
 import { buildUnetGraph } from '../models/unet/unet.js';
@@ -20,6 +20,27 @@ export interface TrainGraphOptions {
   overrides?: ReadonlyMap<string, Float32Array>;
   /** Recompute activations per block in the backward pass (less memory, about one more forward). */
   recompute?: boolean;
+}
+
+const BLOCK = /(?:^|[./])(input_blocks\.\d+|middle_block\.\d+|output_blocks\.\d+|time_embed|label_emb|out)\./;
+
+/**
+ * The UNet block each node of a training graph belongs to, the unit of checkpointed training
+ * (segmented-session.ts): each input block, each middle-block module, each output block, the time embedding
+ * and the output head. Resnets and transformers carry their block in their scope; the convs of conv_in, the
+ * down/upsamplers and the head are unscoped and are placed by the weights (or LoRA inputs) they read.
+ */
+export function unetBlocks(graph: Graph): (n: Node) => string | undefined {
+  const names = new Map<number, string>([...graph.weights.map((w) => [w.value, w.name] as const), ...graph.inputs.map((i) => [i.value, i.name] as const)]);
+  return (n) => {
+    const scoped = n.scope ? BLOCK.exec(`${n.scope}.`)?.[1] : undefined;
+    if (scoped) return scoped;
+    for (const i of n.inputs) {
+      const b = BLOCK.exec(names.get(i) ?? '')?.[1];
+      if (b) return b;
+    }
+    return undefined;
+  };
 }
 
 function contentKey(data: Float32Array): string {

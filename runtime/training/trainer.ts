@@ -5,14 +5,21 @@
  * run reproduces an uninterrupted one.
  */
 import type { TensorData } from '../graph/session.js';
-import { compileGraph, type CompiledSession } from '../graph/session.js';
+import { compileGraph } from '../graph/session.js';
+import { SegmentedGradient, type SegmentedOptions } from '../graph/segmented-session.js';
+import type { Graph } from '../graph/ir.js';
 import type { UnetConfig } from '../models/unet/config.js';
 import type { WeightSet } from '../models/weights.js';
 import { adamwStep, clipGradients, emptyAdamState, learningRate, type AdamWOptions } from './adamw.js';
 import type { BatchSource, MicroBatch } from './batches.js';
 import { initParams, type AdapterLayout, type ParamGroup } from './params.js';
 import { saveTrainingState, type Settings, type TrainingState } from './state.js';
-import { buildTrainingGraph } from './train-graph.js';
+import { buildLossGraph, buildTrainingGraph, unetBlocks } from './train-graph.js';
+
+/** What computes a micro-batch's loss and gradients: one gradient session, or the UNet block by block. */
+export interface GradientRunner {
+  run(feeds: Record<string, TensorData>): Promise<Record<string, TensorData>>;
+}
 
 export interface TrainerModel {
   weights: WeightSet;
@@ -33,6 +40,11 @@ export interface TrainerSettings {
   /** Max global gradient L2 norm; 0 disables clipping. */
   gradClip: number;
   seed: number;
+  /**
+   * Checkpointed training: the UNet runs block by block and each block's activations are recomputed for its
+   * backward, so only one block's activations are ever alive (segmented-session.ts). Same gradients, about
+   * one more forward pass per step.
+   */
   recompute: boolean;
   threads?: number;
 }
@@ -75,13 +87,17 @@ export function settingsRecord(s: TrainerSettings): Settings {
   return out;
 }
 
+function segmented(forward: Graph, opts: Omit<SegmentedOptions, 'blockOf'>): Promise<SegmentedGradient> {
+  return SegmentedGradient.create(forward, { ...opts, blockOf: unetBlocks(forward) });
+}
+
 export class ResAdapterTrainer {
   /** The accumulated (and clipped) gradients of the last step, for inspection. */
   lastGrads: ReadonlyMap<string, Float32Array> | undefined;
 
   private constructor(
     readonly layout: AdapterLayout,
-    readonly session: CompiledSession,
+    readonly session: GradientRunner,
     private readonly model: TrainerModel,
     readonly settings: TrainerSettings,
     readonly state: TrainingState,
@@ -90,11 +106,15 @@ export class ResAdapterTrainer {
   /** Compiles the training graph and starts from `resume` or from fresh parameters (LoRA up = 0, norms = the model's). */
   static async create(model: TrainerModel, layout: AdapterLayout, settings: TrainerSettings, resume?: TrainingState): Promise<ResAdapterTrainer> {
     if (!(settings.batchSize >= 1 && settings.microBatch >= 1)) throw new Error('batch size and micro-batch must be at least 1');
-    const graph = buildTrainingGraph(model.weights, model.config, layout, {
-      recompute: settings.recompute,
-      ...(model.overrides ? { overrides: model.overrides } : {}),
-    });
-    const session = await compileGraph(graph, { role: 'training', ...(settings.threads ? { threads: settings.threads } : {}) });
+    const graphOpts = model.overrides ? { overrides: model.overrides } : {};
+    const session: GradientRunner = settings.recompute
+      ? await segmented(buildLossGraph(model.weights, model.config, layout, graphOpts), {
+          loss: 'loss',
+          wrt: layout.params.map((p) => p.name),
+          role: 'training',
+          ...(settings.threads ? { threads: settings.threads } : {}),
+        })
+      : await compileGraph(buildTrainingGraph(model.weights, model.config, layout, graphOpts), { role: 'training', ...(settings.threads ? { threads: settings.threads } : {}) });
     const base = (key: string) => model.overrides?.get(model.weights.prefix + key) ?? model.weights.read(key);
     const state: TrainingState = resume ?? {
       step: 0,

@@ -37,15 +37,19 @@ export function planGradient(graph: Graph, opts: Pick<GradientOptions, 'loss' | 
   if (!lossInfo.shape.every((d) => typeof d === 'number')) {
     throw new Error(`autodiff: loss "${opts.loss}" has a symbolic shape [${lossInfo.shape.join(', ')}]; reduce it to a fixed shape first`);
   }
+  return { loss: out.value, ...planFrom(graph, [out.value], opts.wrt) };
+}
+
+function planFrom(graph: Graph, roots: number[], wrtNames: readonly string[]): Omit<GradientPlan, 'loss'> {
   const wrt = new Map<string, number>();
-  for (const name of opts.wrt) {
+  for (const name of wrtNames) {
     const id = graph.inputs.find((i) => i.name === name)?.value ?? graph.weights.find((w) => w.name === name)?.value;
     if (id === undefined) throw new Error(`autodiff: "${name}" is neither a graph input nor a weight`);
     if (graph.values[id]!.type !== 'float32') throw new Error(`autodiff: cannot differentiate with respect to ${graph.values[id]!.type} "${name}"`);
     wrt.set(name, id);
   }
 
-  const needed = new Set<number>([out.value]);
+  const needed = new Set<number>(roots);
   const forward: Node[] = [];
   for (let i = graph.nodes.length - 1; i >= 0; i--) {
     const n = graph.nodes[i]!;
@@ -64,7 +68,7 @@ export function planGradient(graph: Graph, opts: Pick<GradientOptions, 'loss' | 
       active.push(n);
     }
   }
-  return { loss: out.value, wrt, forward, active, needsGrad };
+  return { wrt, forward, active, needsGrad };
 }
 
 /**
@@ -76,6 +80,50 @@ export function planGradient(graph: Graph, opts: Pick<GradientOptions, 'loss' | 
  */
 export function buildGradientGraph(graph: Graph, opts: GradientOptions): Graph {
   const plan = planGradient(graph, opts);
+  const lossShape = graph.values[plan.loss]!.shape as number[];
+  return emitBackward(graph, plan, opts.recompute, opts.loss, (g) => [
+    [plan.loss, g.constant(new Float32Array(lossShape.reduce((a, b) => a * b, 1)).fill(1), lossShape)],
+  ]);
+}
+
+export interface VjpOptions {
+  /** Graph outputs whose cotangents are fed: each becomes a float32 input `cotangent/<name>` shaped like it. */
+  outputs: string[];
+  /** Graph input names or weight names to differentiate with respect to. */
+  wrt: string[];
+}
+
+/**
+ * The vector-Jacobian product of a graph: given cotangents for some of its outputs (run-time inputs), the
+ * outputs are `grad/<name>` for every `wrt` tensor, i.e. Σ_o cotangent_o · ∂o/∂wrt. It recomputes the
+ * forward part those outputs need, so one piece of a bigger network can be differentiated on its own from
+ * its boundary inputs (see segments.ts). Unlike buildGradientGraph it outputs no forward value.
+ */
+export function buildVjpGraph(graph: Graph, opts: VjpOptions): Graph {
+  const roots = opts.outputs.map((name) => {
+    const o = graph.outputs.find((x) => x.name === name);
+    if (!o) throw new Error(`autodiff: no graph output named "${name}" (outputs: ${graph.outputs.map((x) => x.name).join(', ')})`);
+    if (graph.values[o.value]!.type !== 'float32') throw new Error(`autodiff: output "${name}" is not float32`);
+    return o;
+  });
+  const plan = planFrom(graph, roots.map((o) => o.value), opts.wrt);
+  const out = emitBackward(graph, plan, undefined, undefined, (g) =>
+    roots.map((o) => [o.value, g.input(`cotangent/${o.name}`, 'float32', graph.values[o.value]!.shape)] as [number, T]),
+  );
+  // Forward inputs the backward never reads need not be fed.
+  const used = new Set([...out.nodes.flatMap((n) => n.inputs), ...out.outputs.map((o) => o.value)]);
+  out.inputs = out.inputs.filter((i) => used.has(i.value));
+  out.weights = out.weights.filter((w) => used.has(w.value));
+  return out;
+}
+
+function emitBackward(
+  graph: Graph,
+  plan: Omit<GradientPlan, 'loss'>,
+  recompute: GradientOptions['recompute'],
+  keepOutput: string | undefined,
+  seeds: (g: GraphExtender['g']) => Array<[number, T]>,
+): Graph {
   const ext = new GraphExtender(graph, plan.forward);
   const { g } = ext;
   const out = g.graph;
@@ -83,8 +131,9 @@ export function buildGradientGraph(graph: Graph, opts: GradientOptions): Graph {
   const wrtIds = new Set(plan.wrt.values());
   out.weights = out.weights.map((w) => (wrtIds.has(w.value) ? { ...w, overridable: true } : w));
 
-  const blockOf = opts.recompute === true ? (n: Node) => n.scope : opts.recompute || undefined;
-  const rc = blockOf ? new Recomputer(ext, graph, plan.forward, blockOf, [plan.loss]) : undefined;
+  const keep = keepOutput === undefined ? [] : [graph.outputs.find((o) => o.name === keepOutput)!.value];
+  const blockOf = recompute === true ? (n: Node) => n.scope : recompute || undefined;
+  const rc = blockOf ? new Recomputer(ext, graph, plan.forward, blockOf, keep) : undefined;
 
   const adjoints = new Map<number, T[]>();
   const push = (id: number, t: T) => {
@@ -98,8 +147,7 @@ export function buildGradientGraph(graph: Graph, opts: GradientOptions): Graph {
     return list?.reduce((a, b) => g.add(a, b));
   };
 
-  const lossShape = graph.values[plan.loss]!.shape as number[];
-  push(plan.loss, g.constant(new Float32Array(lossShape.reduce((a, b) => a * b, 1)).fill(1), lossShape));
+  for (const [id, seed] of seeds(g)) push(id, seed);
 
   for (let k = plan.active.length - 1; k >= 0; k--) {
     const node = plan.active[k]!;
@@ -125,8 +173,9 @@ export function buildGradientGraph(graph: Graph, opts: GradientOptions): Graph {
     });
   }
 
-  out.outputs = [{ name: opts.loss, value: plan.loss }];
+  out.outputs = keepOutput === undefined ? [] : [{ name: keepOutput, value: keep[0]! }];
   for (const [name, id] of plan.wrt) {
+    // A wrt tensor that is also a seeded output (a segment passing a value straight through) keeps its seed.
     const grad = ext.labelled('grad', () => sum(id) ?? zerosLike(ext, id));
     out.outputs.push({ name: `grad/${name}`, value: grad.id });
   }
