@@ -2,6 +2,7 @@ import type { LoraPatch } from '../adapters/lora-format.js';
 import type { TensorData } from '../graph/session.js';
 import type { OpenClipEncodeOptions, OpenClipEncoding, OpenClipTextEncoder } from '../models/openclip/index.js';
 import type { SdxlPromptTokens, SdxlTextConditioning, SdxlTextEncoder } from '../models/sdxl/conditioning.js';
+import { vectorOptions } from '../models/sdxl/conditioning.js';
 import type { WeightSet } from '../models/weights.js';
 import { sharedProductCache, type LoraProductCache } from './adapter-merge.js';
 import { PatchedClip, PatchedHandle, type AppliedAdapter, type Component } from './patched-model.js';
@@ -102,8 +103,8 @@ export async function encodePatchedSdxl(t: PatchedSdxlText, tokens: SdxlPromptTo
     // The unpatched encoder handles this fallback (a final-LN twin); a patched twin is not built.
     throw new Error(`CLIP skip ${clipSkip} is past the depth of this SDXL text encoder with a LoRA applied`);
   }
-  const l = await t.clipL.encodeTokens(tokens.l.tokens, tokens.l.weights, { clipSkip });
-  const g = await t.clipG.encodeTokens(tokens.g.tokens, tokens.g.weights, { clipSkip });
+  const l = await t.clipL.encodeTokens(tokens.l.tokens, tokens.l.weights, { clipSkip, ...vectorOptions(tokens.l) });
+  const g = await t.clipG.encodeTokens(tokens.g.tokens, tokens.g.weights, { clipSkip, ...vectorOptions(tokens.g) });
   const Dl = t.base.clipL.config.hiddenSize;
   const Dg = t.base.clipG.config.hiddenSize;
   const ctx = concatTextFeatures(l.cond, Dl, g.cond, Dg);
