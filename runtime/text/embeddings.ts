@@ -93,6 +93,9 @@ export class EmbeddingLibrary {
     private readonly onWarning: (message: string) => void = (m) => console.warn(m),
   ) {}
 
+  /** Reports a warning (a missing file, dropped vectors) where this library's warnings go. */
+  readonly warn = (message: string): void => this.onWarning(message);
+
   /** The file and vectors `name` resolves to for one encoder, or undefined when there is none. */
   resolve(name: string, key: EmbeddingKey): EmbeddingVectors | undefined {
     const file = findEmbeddingFile(this.dirs, name);
