@@ -2,6 +2,7 @@ import type { ControlNet } from '../../runtime/models/controlnet/controlnet.js';
 import type { ImageBatch } from '../../runtime/image/image.js';
 import type { ControlNetApplication, Shape4 } from '../../runtime/sampling/types.js';
 import { tokenizeWithWeights } from '../../runtime/text/index.js';
+import { windowsWithVectors } from '../../runtime/models/text-common/inserted-vectors.js';
 import { mapEntries } from '../../runtime/sampling/cond-entries.js';
 import type { NodeSpec } from '../spec.js';
 import { familyNodes } from './families.js';
@@ -17,10 +18,11 @@ export async function encodeText(c: ClipValue, text: string): Promise<Conditioni
 
 /** SD1.x: text → windows of token ids and weights → the encoder's context. */
 export async function encodeSd1Text(c: Sd1ClipValue, text: string): Promise<ConditioningValue> {
-  const windows = tokenizeWithWeights(c.tokenizer, text);
-  const ids = windows.map((w) => w.map((t) => ('id' in t ? t.id : c.tokenizer.endId)));
-  const weights = windows.map((w) => w.map((t) => t.weight));
-  const r = await c.clip.encodeTokens(ids, weights);
+  const emb = c.embeddings?.forEncoder('clip_l');
+  const warn = c.embeddings?.warn;
+  const windows = tokenizeWithWeights(c.tokenizer, text, emb && warn ? { embeddings: emb.lookup, onWarning: warn } : {});
+  const w = windowsWithVectors(windows, emb?.vector);
+  const r = await c.clip.encodeTokens(w.tokens, w.weights, w.vectors && warn ? { vectors: w.vectors, onWarning: warn } : {});
   return { context: r.cond, contextShape: r.condDims, pooled: r.pooled };
 }
 

@@ -20,6 +20,7 @@ import { upscaleNodes } from './upscale-nodes.js';
 import { diffControlNetNodes } from './diff-controlnet-nodes.js';
 import { customSamplingNodes } from './custom-sampling-nodes.js';
 import { modelSamplingNodes } from './model-sampling-nodes.js';
+import { unetLoaderNodes } from './unet-loader-node.js';
 
 /** The built-in node library for one runtime environment (ComfyUI core class names where they exist). */
 export function createCoreRegistry(env: RuntimeEnv): NodeRegistry {
@@ -29,6 +30,7 @@ export function createCoreRegistry(env: RuntimeEnv): NodeRegistry {
   registry.registerAll(mergeNodes(env));
   registry.registerAll(upscaleNodes(env));
   registry.registerAll(diffControlNetNodes(env));
+  registry.registerAll(unetLoaderNodes(env));
   registry.registerAll([...conditioningAreaNodes(), ...latentOpsNodes(), ...maskNodes(env), ...imageOpsNodes()]);
   registry.registerAll([...customSamplingNodes(), ...modelSamplingNodes()]);
   // Our own names for nodes ComfyUI calls otherwise.

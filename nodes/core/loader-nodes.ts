@@ -12,6 +12,8 @@ import type { RuntimeEnv } from '../env.js';
 import type { NodeSpec } from '../spec.js';
 import { familyNodes, type LoadedFamilyId } from './families.js';
 import type { ClipValue, ModelValue } from './types.js';
+import { EmbeddingLibrary } from '../../runtime/text/embeddings.js';
+import { join } from 'node:path';
 
 const STRENGTH = { type: 'FLOAT', default: 1, min: -100, max: 100, step: 0.01 } as const;
 
@@ -32,6 +34,11 @@ function sidecarMtime(env: RuntimeEnv, name: unknown): number {
   }
 }
 
+/** Every models root's `embeddings` folder (ComfyUI's folder name), in root order. */
+export function embeddingLibrary(env: RuntimeEnv): EmbeddingLibrary {
+  return new EmbeddingLibrary(env.folders.roots.map((r) => join(r, 'embeddings')));
+}
+
 export function loaderNodes(env: RuntimeEnv): NodeSpec[] {
   const list = (kind: ModelFolder) => () => env.folders.list(kind);
   return [
@@ -48,7 +55,9 @@ export function loaderNodes(env: RuntimeEnv): NodeSpec[] {
         const path = env.folders.resolve('checkpoints', String(ckpt_name));
         const family = detectModelFamily(SafetensorsFile.open(path));
         // Files no loadable family claims (SD2.x, a VAE, a ControlNet...) go to the SD1.x loader, whose error names what they are.
-        return familyNodes(family?.loadable ? (family.id as LoadedFamilyId) : 'sd1').load(path, env.folders);
+        const [model, clip, vae] = await familyNodes(family?.loadable ? (family.id as LoadedFamilyId) : 'sd1').load(path, env.folders);
+        // As ComfyUI's tokenizer, the CLIP knows the embeddings folders: `embedding:name` in a prompt reads them.
+        return [model, { ...clip, embeddings: embeddingLibrary(env) }, vae];
       },
     },
     {

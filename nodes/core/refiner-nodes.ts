@@ -1,6 +1,7 @@
 import { fixedAdmProvider, refinerAdm, resolveRefinerAdm, type RefinerAdmValues } from '../../runtime/models/families/sdxl-refiner/index.js';
 import { SDXL_REFINER_FAMILY } from '../../runtime/models/families/sdxl-refiner/family.js';
-import { tokenizeSdxl } from '../../runtime/models/sdxl/conditioning.js';
+import { tokenizeSdxl, vectorOptions } from '../../runtime/models/sdxl/conditioning.js';
+import { sdxlEmbeddingOptions } from './sdxl-nodes.js';
 import type { Vae } from '../../runtime/models/vae/index.js';
 import { PatchedUnet } from '../../runtime/pipeline/patched-model.js';
 import { PatchedOpenClip } from '../../runtime/pipeline/patched-text.js';
@@ -23,8 +24,9 @@ export async function loadRefinerCheckpoint(path: string, folders: ModelFolders)
 
 /** The refiner's text conditioning: SDXL's tokenizer, only bigG encodes (penultimate, no final LN). */
 export async function encodeRefinerText(c: RefinerClipValue, text: string, values?: Partial<RefinerAdmValues>): Promise<ConditioningValue> {
-  const tokens = tokenizeSdxl(c.tokenizer, text);
-  const r = await c.clipG.encodeTokens(tokens.g.tokens, tokens.g.weights, { clipSkip: c.clipSkip });
+  // SDXLTokenizer parses for both encoders (a missing embedding warns twice, as in ComfyUI); bigG alone encodes.
+  const tokens = tokenizeSdxl(c.tokenizer, text, text, sdxlEmbeddingOptions(c.embeddings));
+  const r = await c.clipG.encodeTokens(tokens.g.tokens, tokens.g.weights, { clipSkip: c.clipSkip, ...vectorOptions(tokens.g, c.embeddings ? { onWarning: c.embeddings.warn } : {}) });
   const out: ConditioningValue = { context: r.cond, contextShape: r.condDims, pooled: r.pooled, pooledShape: [1, r.pooled.length] };
   if (values) out.refiner = { ...values };
   return out;

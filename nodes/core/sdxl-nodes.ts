@@ -1,6 +1,7 @@
 import type { SdxlSizes } from '../../runtime/models/sdxl/adm.js';
 import { SDXL_FAMILY } from '../../runtime/models/families/sdxl/index.js';
-import { tokenizeSdxl } from '../../runtime/models/sdxl/conditioning.js';
+import { tokenizeSdxl, type SdxlEmbeddings } from '../../runtime/models/sdxl/conditioning.js';
+import type { EmbeddingLibrary } from '../../runtime/text/embeddings.js';
 import { sdxlAdmProvider, type SdxlConditioning } from '../../runtime/models/sdxl/sampling.js';
 import type { Vae } from '../../runtime/models/vae/index.js';
 import { PatchedUnet } from '../../runtime/pipeline/patched-model.js';
@@ -13,6 +14,11 @@ import { MAX_RESOLUTION } from './latent-nodes.js';
 import type { ClipValue, ConditioningValue, ModelValue, SdxlClipValue } from './types.js';
 
 /** SDXL's side of the core nodes: what CheckpointLoaderSimple, CLIPTextEncode and KSampler dispatch to. */
+
+/** tokenizeSdxl's options for a CLIP's embeddings folders: CLIP-L takes `clip_l`, bigG `clip_g`. */
+export function sdxlEmbeddingOptions(lib: EmbeddingLibrary | undefined): { sdxlEmbeddings?: SdxlEmbeddings; onWarning?: (m: string) => void } {
+  return lib ? { sdxlEmbeddings: { l: lib.forEncoder('clip_l'), g: lib.forEncoder('clip_g') }, onWarning: lib.warn } : {};
+}
 
 /** CheckpointLoaderSimple's three outputs for an SDXL file. */
 export async function loadSdxlCheckpoint(path: string, folders: ModelFolders, overrides: SdxlArchOverrides = {}): Promise<[ModelValue, SdxlClipValue, Vae]> {
@@ -29,8 +35,9 @@ export async function loadSdxlCheckpoint(path: string, folders: ModelFolders, ov
  * pooled output goes with the conditioning; sizes only when given, else the sampler takes the latent's.
  */
 export async function encodeSdxlText(c: SdxlClipValue, textG: string, textL = textG, sizes?: SdxlSizes): Promise<ConditioningValue> {
-  const tokens = tokenizeSdxl(c.tokenizer, textG, textL);
-  const r = c.patched?.clipL.isPatched || c.patched?.clipG.isPatched ? await encodePatchedSdxl(c.patched, tokens, c.clipSkip) : await c.text.encodeTokens(tokens, { clipSkip: c.clipSkip });
+  const tokens = tokenizeSdxl(c.tokenizer, textG, textL, sdxlEmbeddingOptions(c.embeddings));
+  const warn = c.embeddings ? { onWarning: c.embeddings.warn } : {};
+  const r = c.patched?.clipL.isPatched || c.patched?.clipG.isPatched ? await encodePatchedSdxl(c.patched, tokens, c.clipSkip, warn) : await c.text.encodeTokens(tokens, { clipSkip: c.clipSkip, ...warn });
   const out: ConditioningValue = { context: r.context, contextShape: r.contextShape, pooled: r.pooled, pooledShape: r.pooledShape };
   if (sizes) out.sizes = { ...sizes };
   return out;

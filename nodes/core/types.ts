@@ -7,6 +7,7 @@ import type { PatchedClip, PatchedUnet } from '../../runtime/pipeline/patched-mo
 import type { PatchedOpenClip, PatchedSdxlText } from '../../runtime/pipeline/patched-text.js';
 import type { RefinerAdmValues } from '../../runtime/models/families/sdxl-refiner/index.js';
 import type { ClipTokenizer } from '../../runtime/text/index.js';
+import type { EmbeddingLibrary } from '../../runtime/text/embeddings.js';
 
 /**
  * The values that travel along typed links. Nodes are thin: these are handles onto runtime objects, and
@@ -41,6 +42,8 @@ export interface Sd1ClipValue {
   family: 'sd1';
   clip: PatchedClip;
   tokenizer: ClipTokenizer;
+  /** The embeddings folders `embedding:name` is looked up in (set by the checkpoint loader); absent = plain text. */
+  embeddings?: EmbeddingLibrary;
 }
 
 /** CLIP of an SDXL checkpoint: both encoders (CLIP-L + bigG), one tokenizer, the layer both stop at. */
@@ -48,6 +51,8 @@ export interface SdxlClipValue {
   family: 'sdxl';
   text: SdxlTextEncoder;
   tokenizer: ClipTokenizer;
+  /** The embeddings folders `embedding:name` is looked up in (set by the checkpoint loader); absent = plain text. */
+  embeddings?: EmbeddingLibrary;
   /** k of CLIPSetLastLayer(-k); SDXL's default is 2, the penultimate layer. */
   clipSkip: number;
   /** Both encoders with the text-encoder LoRAs applied so far (LoraLoader); absent = unpatched. */
@@ -59,6 +64,8 @@ export interface RefinerClipValue {
   family: 'sdxl-refiner';
   clipG: PatchedOpenClip;
   tokenizer: ClipTokenizer;
+  /** The embeddings folders `embedding:name` is looked up in (set by the checkpoint loader); absent = plain text. */
+  embeddings?: EmbeddingLibrary;
   clipSkip: number;
 }
 

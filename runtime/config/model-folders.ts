@@ -16,6 +16,9 @@ export const MODEL_FOLDERS = {
   tokenizers: { exts: [], dirs: true },
   upscale_models: { exts: WEIGHT_EXTS, dirs: false },
   hypernetworks: { exts: ['.pt', '.pth'], dirs: false },
+  embeddings: { exts: ['.safetensors', '.pt', '.bin'], dirs: false },
+  unet: { exts: WEIGHT_EXTS, dirs: false },
+  diffusion_models: { exts: WEIGHT_EXTS, dirs: false },
 } as const;
 
 export type ModelFolder = keyof typeof MODEL_FOLDERS;

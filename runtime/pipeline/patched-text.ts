@@ -2,6 +2,7 @@ import type { LoraPatch } from '../adapters/lora-format.js';
 import type { TensorData } from '../graph/session.js';
 import type { OpenClipEncodeOptions, OpenClipEncoding, OpenClipTextEncoder } from '../models/openclip/index.js';
 import type { SdxlPromptTokens, SdxlTextConditioning, SdxlTextEncoder } from '../models/sdxl/conditioning.js';
+import { vectorOptions } from '../models/sdxl/conditioning.js';
 import type { WeightSet } from '../models/weights.js';
 import { sharedProductCache, type LoraProductCache } from './adapter-merge.js';
 import { PatchedClip, PatchedHandle, type AppliedAdapter, type Component } from './patched-model.js';
@@ -97,13 +98,13 @@ export function concatTextFeatures(l: Float32Array, Dl: number, g: Float32Array,
 }
 
 /** SDXLClipModel.encode_token_weights through the patched encoders (LoRA merged per run). */
-export async function encodePatchedSdxl(t: PatchedSdxlText, tokens: SdxlPromptTokens, clipSkip = 2): Promise<SdxlTextConditioning> {
+export async function encodePatchedSdxl(t: PatchedSdxlText, tokens: SdxlPromptTokens, clipSkip = 2, opts: { onWarning?: (message: string) => void } = {}): Promise<SdxlTextConditioning> {
   if (clipSkip > t.base.clipL.config.numLayers || clipSkip > t.base.clipG.config.numLayers) {
     // The unpatched encoder handles this fallback (a final-LN twin); a patched twin is not built.
     throw new Error(`CLIP skip ${clipSkip} is past the depth of this SDXL text encoder with a LoRA applied`);
   }
-  const l = await t.clipL.encodeTokens(tokens.l.tokens, tokens.l.weights, { clipSkip });
-  const g = await t.clipG.encodeTokens(tokens.g.tokens, tokens.g.weights, { clipSkip });
+  const l = await t.clipL.encodeTokens(tokens.l.tokens, tokens.l.weights, { clipSkip, ...vectorOptions(tokens.l, opts) });
+  const g = await t.clipG.encodeTokens(tokens.g.tokens, tokens.g.weights, { clipSkip, ...vectorOptions(tokens.g, opts) });
   const Dl = t.base.clipL.config.hiddenSize;
   const Dg = t.base.clipG.config.hiddenSize;
   const ctx = concatTextFeatures(l.cond, Dl, g.cond, Dg);

@@ -64,7 +64,8 @@ export function addInfoRoutes(router: Router, { env, registry, workflows, featur
     sendJson(res, 200, env.folders.list(params.folder as ModelFolder));
   });
 
-  router.get('/embeddings', ({ res }) => sendJson(res, 200, []));
+  // ComfyUI lists embedding names as a prompt writes them: without the extension.
+  router.get('/embeddings', ({ res }) => sendJson(res, 200, env.folders.list('embeddings').map((n) => n.replace(/\.(safetensors|pt|bin)$/i, ''))));
   // The editor ships its own code; there are no frontend extension scripts to load.
   router.get('/extensions', ({ res }) => sendJson(res, 200, []));
 

@@ -6,8 +6,8 @@ import { sharedPathUnchecked } from '../shared-data.js';
 
 const FOLDER = sharedPathUnchecked('conformance-sdxl-next');
 
-/** The cases of the set this branch implements; each must pass every compared tensor. */
-const IMPLEMENTED = ['refiner-clip', 'refiner-unet', 'refiner-unet-odd', 'resadapter-sdxl-train-shapes', 'refiner-samplers', 'refiner-two-stage', 'lora-sdxl-kohya', 'lora-sdxl-peft', 'controlnet-sdxl-unet', 'controlnet-sdxl-samplers'];
+/** Every case of the set; each must pass every compared tensor. */
+const IMPLEMENTED = ['refiner-clip', 'refiner-unet', 'refiner-unet-odd', 'resadapter-sdxl-train-shapes', 'refiner-samplers', 'refiner-two-stage', 'lora-sdxl-kohya', 'lora-sdxl-peft', 'controlnet-sdxl-unet', 'controlnet-sdxl-samplers', 'embeddings-sd15', 'embeddings-sdxl'];
 
 describe('ComfyUI conformance (the shared conformance-sdxl-next folder)', () => {
   it('the shared conformance data is present and lists its 12 cases', () => {
@@ -21,5 +21,8 @@ describe('ComfyUI conformance (the shared conformance-sdxl-next folder)', () => 
     const failed = rep.cases.filter((c) => !c.pass).map((c) => formatCaseReport(c, false));
     expect(failed).toEqual([]);
     for (const c of rep.cases) expect(c.results.length, c.case).toBeGreaterThan(1);
+    // The embedding cases compare every prompt's slots, inserted embeddings and outputs (9 prompts SD1.5, 5 SDXL).
+    expect(rep.cases.find((c) => c.case === 'embeddings-sd15')!.results.length).toBe(9 * 8);
+    expect(rep.cases.find((c) => c.case === 'embeddings-sdxl')!.results.length).toBe(5 * 16);
   });
 });

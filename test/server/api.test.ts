@@ -1,3 +1,5 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, postJson, startTestServer, type TestServer } from './helpers.js';
 
@@ -37,6 +39,12 @@ describe('node and system info', () => {
     expect(stats.body.devices[0]).toMatchObject({ type: 'cpu' });
     expect((await getJson(`${t.url}/api/features`)).body).toMatchObject({ max_upload_size: 50 * 1024 * 1024 });
     expect((await getJson(`${t.url}/embeddings`)).body).toEqual([]);
+    // ComfyUI lists embeddings as prompts name them: relative path, no extension.
+    mkdirSync(join(t.env.folders.modelsDir, 'embeddings', 'styles'), { recursive: true });
+    writeFileSync(join(t.env.folders.modelsDir, 'embeddings', 'easynegative.safetensors'), '');
+    writeFileSync(join(t.env.folders.modelsDir, 'embeddings', 'styles', 'old.pt'), '');
+    writeFileSync(join(t.env.folders.modelsDir, 'embeddings', 'notes.txt'), '');
+    expect((await getJson(`${t.url}/embeddings`)).body).toEqual(['easynegative', 'styles/old']);
     expect((await getJson(`${t.url}/api/extensions`)).body).toEqual([]);
   });
 

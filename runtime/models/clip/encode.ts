@@ -1,5 +1,6 @@
 import type { CompiledSession, CompileOptions, TensorData } from '../../graph/session.js';
-import { LayerSessions, checkWeightWindows, emptyWindow, packWindows, pooledIndex, weightAgainstEmpty } from '../text-common/windows.js';
+import { LayerSessions, checkWeightWindows, emptyWindow, insertedFeeds, packWindows, pooledIndex, weightAgainstEmpty } from '../text-common/windows.js';
+import { placeVectors } from '../text-common/inserted-vectors.js';
 import { SafetensorsFile } from '../../safetensors/reader.js';
 import { WeightSet } from '../weights.js';
 import { CLIP_KEYS, SD1_SPECIAL_TOKENS, clipSkipLayer, inferClipConfig, type ClipConfig, type ClipSpecialTokens } from './config.js';
@@ -23,6 +24,19 @@ export interface ClipEncodeOptions {
   clipSkip?: number;
   /** Replacement weights (full checkpoint keys → PyTorch-layout data) for patchable keys, e.g. merged LoRAs. */
   overrides?: ReadonlyMap<string, Float32Array>;
+  /**
+   * Textual-inversion vectors per window slot (undefined for ordinary tokens; the slot's id is ignored), as
+   * windowsWithVectors builds them. Vectors of another width are dropped with ComfyUI's warning.
+   */
+  vectors?: readonly (readonly (Float32Array | undefined)[])[];
+  /** Receives warnings about dropped vectors; default console.warn. */
+  onWarning?: (message: string) => void;
+}
+
+/** Vectors placed in a batch's first windows: [B', S, D] and [B', S] with B' <= B. */
+export interface InsertedVectors {
+  embeds: Float32Array;
+  mask: Float32Array;
 }
 
 export interface ClipEncoding {
@@ -92,12 +106,13 @@ export class ClipTextEncoder {
     return this.config.maxPositions;
   }
 
-  private graph(layer: number, debug: boolean) {
+  private graph(layer: number, debug: boolean, insertedVectors = false) {
     return buildClipTextGraph(this.weights, this.config, {
       layerIndex: layer,
       layerNormIntermediate: this.layerNormIntermediate,
       debug,
       overridable: this.overridable,
+      insertedVectors,
     });
   }
 
@@ -127,21 +142,23 @@ export class ClipTextEncoder {
   }
 
   /** The compiled session for a CLIP skip (symbolic batch: shared by every prompt and window count). */
-  session(clipSkip = 1, debug = false): Promise<CompiledSession> {
+  session(clipSkip = 1, debug = false, insertedVectors = false): Promise<CompiledSession> {
     const layer = clipSkipLayer(this.config, clipSkip);
-    return this.sessions.get(layer, debug, () => this.graph(layer, debug).graph);
+    return this.sessions.get(layer, debug, () => this.graph(layer, debug, insertedVectors).graph, insertedVectors ? 'inserted' : '');
   }
 
   /**
    * Runs windows as one batch and returns the raw graph outputs ([B, S, D] each): `last_hidden_state`,
    * `intermediate` (the clip-skip layer) and, with `debug`, `embeddings` and `hidden_states.i`.
    */
-  async run(windows: number[][], opts: ClipEncodeOptions & { debug?: boolean } = {}): Promise<Record<string, TensorData>> {
+  async run(windows: number[][], opts: ClipEncodeOptions & { debug?: boolean; inserted?: InsertedVectors } = {}): Promise<Record<string, TensorData>> {
     if (opts.overrides) this.checkOverrides(opts.overrides);
     const S = this.sequenceLength;
     const ids = packWindows(windows, S, this.config.vocabSize, 'CLIP');
-    const session = await this.session(opts.clipSkip, opts.debug);
-    return session.run({ [CLIP_INPUT]: { data: ids, dims: [windows.length, S] } }, opts.overrides);
+    const session = await this.session(opts.clipSkip, opts.debug, Boolean(opts.inserted));
+    const feeds: Record<string, TensorData> = { [CLIP_INPUT]: { data: ids, dims: [windows.length, S] } };
+    if (opts.inserted) Object.assign(feeds, insertedFeeds(opts.inserted.embeds, opts.inserted.mask, windows.length, S, this.config.hiddenSize));
+    return session.run(feeds, opts.overrides);
   }
 
   /** An override for a baked weight would be ignored by the session, so it is an error instead. */
@@ -163,12 +180,14 @@ export class ClipTextEncoder {
     checkWeightWindows(tokens, weights, 'CLIP');
     const sections = tokens.length;
     const hasWeights = weights?.some((w) => w.some((x) => x !== 1)) ?? false;
-    const batch = [...tokens];
+    const { vectors, onWarning, ...runOpts } = opts;
+    const placed = vectors ? placeVectors(tokens, vectors, D, this.specialTokens.pad, onWarning) : undefined;
+    const batch = placed ? placed.ids : [...tokens];
     // ComfyUI encodes an empty window when there is nothing to encode, too; its length there is 0 tokens,
     // which its own model cannot take, so we use a full window.
     if (hasWeights || sections === 0) batch.push(this.emptyWindow());
 
-    const out = await this.run(batch, opts);
+    const out = await this.run(batch, placed?.any ? { ...runOpts, inserted: placed } : runOpts);
     const z = out[CLIP_OUTPUTS.intermediate]!.data as Float32Array;
     const last = out[CLIP_OUTPUTS.last]!.data as Float32Array;
     const p = this.pooledIndex(batch[0]!);

@@ -3,6 +3,8 @@ import type { WeightSet } from '../weights.js';
 import { CLIP_KEYS, type ClipConfig } from './config.js';
 
 export const CLIP_INPUT = 'input_ids';
+/** Inputs of the variant that inserts textual-inversion vectors: [B, S, D] vectors and their [B, S, 1] mask. */
+export const INSERTED_INPUTS = { embeds: 'inserted_embeds', mask: 'inserted_mask' } as const;
 export const CLIP_OUTPUTS = {
   /** final_layer_norm(last layer) [B, S, D]: what pooled is taken from, whatever layer is selected. */
   last: 'last_hidden_state',
@@ -31,6 +33,17 @@ export interface ClipGraphOptions {
    * fed per run instead of compiling a session per strength.
    */
   overridable?: ReadonlySet<string>;
+  /** Take textual-inversion vectors (INSERTED_INPUTS) that replace the token lookup where the mask is 1. */
+  insertedVectors?: boolean;
+}
+
+/** The token lookup, with inserted vectors in place of the masked slots when the graph takes them. */
+export function tokenLookup(g: GraphBuilder, table: T, ids: T, S: number, D: number, inserted: boolean | undefined): T {
+  const looked = g.gather(table, ids);
+  if (!inserted) return looked;
+  const vectors = g.input(INSERTED_INPUTS.embeds, 'float32', ['B', S, D]);
+  const mask = g.input(INSERTED_INPUTS.mask, 'float32', ['B', S, 1]);
+  return g.select(g.greater(mask, 0.5), vectors, looked);
 }
 
 type Bind = (name: string, expected: number[]) => T;
@@ -59,7 +72,7 @@ export function buildClipTextGraph(weights: WeightSet, config: ClipConfig, opts:
 
   const tokenTable = bind(CLIP_KEYS.tokenEmbedding, [V, D]);
   const posTable = bind(CLIP_KEYS.positionEmbedding, [S, D]);
-  let x = g.scope('embeddings', () => g.add(g.gather(tokenTable, ids), posTable));
+  let x = g.scope('embeddings', () => g.add(tokenLookup(g, tokenTable, ids, S, D, opts.insertedVectors), posTable));
   if (opts.debug) g.output(CLIP_OUTPUTS.embeddings, x);
 
   const finalLn = (h: T) =>

@@ -1,5 +1,7 @@
 import type { CompiledSession, CompileOptions, TensorData } from '../../graph/session.js';
-import { LayerSessions, checkWeightWindows, emptyWindow, packWindows, pooledIndex, weightAgainstEmpty } from '../text-common/windows.js';
+import { LayerSessions, checkWeightWindows, emptyWindow, insertedFeeds, packWindows, pooledIndex, weightAgainstEmpty } from '../text-common/windows.js';
+import { placeVectors } from '../text-common/inserted-vectors.js';
+import type { InsertedVectors } from '../clip/encode.js';
 import { SafetensorsFile } from '../../safetensors/reader.js';
 import { clipSkipLayer, type ClipSpecialTokens } from '../clip/config.js';
 import { WeightSet } from '../weights.js';
@@ -27,6 +29,9 @@ export interface OpenClipEncodeOptions {
   clipSkip?: number;
   /** Merged weights (full checkpoint keys) replacing baked ones for this run; each must be patchable. */
   overrides?: ReadonlyMap<string, Float32Array>;
+  /** Textual-inversion vectors per window slot (see ClipEncodeOptions.vectors); mismatched widths are dropped. */
+  vectors?: readonly (readonly (Float32Array | undefined)[])[];
+  onWarning?: (message: string) => void;
 }
 
 export interface OpenClipEncoding {
@@ -89,8 +94,8 @@ export class OpenClipTextEncoder {
     return this.config.maxPositions;
   }
 
-  private graph(layer: number, debug: boolean) {
-    return buildOpenClipTextGraph(this.weights, this.config, { layerIndex: layer, layerNormIntermediate: this.layerNormIntermediate, debug, overridable: this.overridable });
+  private graph(layer: number, debug: boolean, insertedVectors = false) {
+    return buildOpenClipTextGraph(this.weights, this.config, { layerIndex: layer, layerNormIntermediate: this.layerNormIntermediate, debug, overridable: this.overridable, insertedVectors });
   }
 
   /** Whether a full checkpoint key can be replaced per run without compiling a new session. */
@@ -114,20 +119,22 @@ export class OpenClipTextEncoder {
     if (changed) this.sessions.clear();
   }
 
-  session(clipSkip = 1, debug = false): Promise<CompiledSession> {
+  session(clipSkip = 1, debug = false, insertedVectors = false): Promise<CompiledSession> {
     const layer = clipSkipLayer(this.config, clipSkip);
-    return this.sessions.get(layer, debug, () => this.graph(layer, debug).graph);
+    return this.sessions.get(layer, debug, () => this.graph(layer, debug, insertedVectors).graph, insertedVectors ? 'inserted' : '');
   }
 
   /** Raw graph outputs for windows of S ids: `last_hidden_state`, `intermediate`, and with debug the per-block states. */
-  async run(windows: number[][], opts: OpenClipEncodeOptions & { debug?: boolean } = {}): Promise<Record<string, TensorData>> {
+  async run(windows: number[][], opts: OpenClipEncodeOptions & { debug?: boolean; inserted?: InsertedVectors } = {}): Promise<Record<string, TensorData>> {
     const S = this.sequenceLength;
     const ids = packWindows(windows, S, this.config.vocabSize, 'OpenCLIP');
     for (const k of opts.overrides?.keys() ?? []) {
       if (!this.isPatchable(k)) throw new Error(`OpenCLIP: weight "${k}" is not patchable on this encoder; call addOverridable first`);
     }
-    const session = await this.session(opts.clipSkip ?? 1, opts.debug ?? false);
-    return session.run({ [OPENCLIP_INPUT]: { data: ids, dims: [windows.length, S] } }, opts.overrides);
+    const session = await this.session(opts.clipSkip ?? 1, opts.debug ?? false, Boolean(opts.inserted));
+    const feeds: Record<string, TensorData> = { [OPENCLIP_INPUT]: { data: ids, dims: [windows.length, S] } };
+    if (opts.inserted) Object.assign(feeds, insertedFeeds(opts.inserted.embeds, opts.inserted.mask, windows.length, S, this.config.hiddenSize));
+    return session.run(feeds, opts.overrides);
   }
 
   /** h @ text_projection for one pooled row; the row itself when the file has no projection. */
@@ -155,10 +162,11 @@ export class OpenClipTextEncoder {
     checkWeightWindows(tokens, weights, 'OpenCLIP');
     const sections = tokens.length;
     const hasWeights = weights?.some((w) => w.some((x) => x !== 1)) ?? false;
-    const batch = [...tokens];
+    const placed = opts.vectors ? placeVectors(tokens, opts.vectors, D, this.specialTokens.pad, opts.onWarning) : undefined;
+    const batch = placed ? placed.ids : [...tokens];
     if (hasWeights || sections === 0) batch.push(this.emptyWindow());
 
-    const out = await this.run(batch, { clipSkip: opts.clipSkip ?? 2, ...(opts.overrides ? { overrides: opts.overrides } : {}) });
+    const out = await this.run(batch, { clipSkip: opts.clipSkip ?? 2, ...(opts.overrides ? { overrides: opts.overrides } : {}), ...(placed?.any ? { inserted: placed } : {}) });
     const z = out[OPENCLIP_OUTPUTS.intermediate]!.data as Float32Array;
     const last = out[OPENCLIP_OUTPUTS.last]!.data as Float32Array;
     const p = this.pooledIndex(batch[0]!);

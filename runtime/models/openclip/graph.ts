@@ -1,6 +1,6 @@
 import { GraphBuilder, type T } from '../../graph/builder.js';
 import type { WeightSet } from '../weights.js';
-import { CLIP_INPUT, CLIP_OUTPUTS, resolveLayerIndex } from '../clip/text-encoder.js';
+import { CLIP_INPUT, CLIP_OUTPUTS, resolveLayerIndex, tokenLookup } from '../clip/text-encoder.js';
 import { OPENCLIP_KEYS, type OpenClipConfig } from './config.js';
 
 /** Same input/output names as the HF CLIP graph, so callers treat both towers alike. */
@@ -16,6 +16,8 @@ export interface OpenClipGraphOptions {
   debug?: boolean;
   /** Weight names (relative to the prefix) kept as run-time inputs, for adapters merged per run. */
   overridable?: ReadonlySet<string>;
+  /** Take textual-inversion vectors that replace the token lookup where their mask is 1. */
+  insertedVectors?: boolean;
 }
 
 type Bind = (name: string, expected: number[]) => T;
@@ -36,7 +38,7 @@ export function buildOpenClipTextGraph(weights: WeightSet, config: OpenClipConfi
 
   const tokenTable = bind(OPENCLIP_KEYS.tokenEmbedding, [V, D]);
   const posTable = bind(OPENCLIP_KEYS.positionalEmbedding, [S, D]);
-  let x = g.scope('embeddings', () => g.add(g.gather(tokenTable, ids), posTable));
+  let x = g.scope('embeddings', () => g.add(tokenLookup(g, tokenTable, ids, S, D, opts.insertedVectors), posTable));
   if (opts.debug) g.output(OPENCLIP_OUTPUTS.embeddings, x);
 
   const finalLn = (h: T) =>

@@ -1,6 +1,8 @@
 import type { CompileOptions } from '../../graph/session.js';
 import type { ClipTokenizer } from '../../text/clip-tokenizer.js';
 import { tokenizeWithWeights, type ChunkToken, type TokenizeWeightsOptions } from '../../text/prompt-weights.js';
+import type { EncoderEmbeddings } from '../../text/embeddings.js';
+import { windowsWithVectors } from '../text-common/inserted-vectors.js';
 import { ClipTextEncoder, type ClipConfig, type ClipEncoding } from '../clip/index.js';
 import { OpenClipTextEncoder, type OpenClipConfig, type OpenClipEncoding } from '../openclip/index.js';
 import { sdxlAdm, resolveSizes, type SdxlSizes } from './adm.js';
@@ -10,6 +12,14 @@ import type { SdxlCheckpoint } from './checkpoint.js';
 export interface TokenWindows {
   tokens: number[][];
   weights?: number[][];
+  /** Textual-inversion vectors per slot (undefined for ordinary tokens); absent when there are none. */
+  vectors?: (Float32Array | undefined)[][];
+}
+
+/** One resolver per encoder: CLIP-L takes a file's `clip_l` tensor, bigG its `clip_g` (see EmbeddingLibrary). */
+export interface SdxlEmbeddings {
+  l: EncoderEmbeddings;
+  g: EncoderEmbeddings;
 }
 
 /** ComfyUI's SDXL token dict: the same prompt tokenized for each encoder, padded differently. */
@@ -45,6 +55,14 @@ export interface SdxlTextEncoderOptions {
 export interface SdxlEncodeOptions {
   /** CLIPSetLastLayer(-k) on both encoders; SDXL's default is 2 (penultimate). */
   clipSkip?: number;
+  /** Receives warnings about textual-inversion vectors an encoder drops. */
+  onWarning?: (message: string) => void;
+}
+
+/** The encode options that carry one side's inserted vectors. */
+export function vectorOptions(t: TokenWindows, opts: { onWarning?: (message: string) => void } = {}): { vectors?: (Float32Array | undefined)[][]; onWarning?: (message: string) => void } {
+  if (!t.vectors) return {};
+  return opts.onWarning ? { vectors: t.vectors, onWarning: opts.onWarning } : { vectors: t.vectors };
 }
 
 /** Appends empty windows to the shorter side, as CLIPTextEncodeSDXL does when text_l and text_g differ in length. */
@@ -54,35 +72,28 @@ export function equalizeWindows(tokens: SdxlPromptTokens, emptyL: number[], empt
     if (extra <= 0) return t;
     const out: TokenWindows = { tokens: [...t.tokens, ...Array.from({ length: extra }, () => [...empty])] };
     if (t.weights) out.weights = [...t.weights, ...Array.from({ length: extra }, () => new Array<number>(empty.length).fill(1))];
+    if (t.vectors) out.vectors = [...t.vectors, ...Array.from({ length: extra }, () => new Array<Float32Array | undefined>(empty.length).fill(undefined))];
     return out;
   };
   const n = Math.max(tokens.l.tokens.length, tokens.g.tokens.length);
   return { l: pad(tokens.l, n, emptyL), g: pad(tokens.g, n, emptyG) };
 }
 
-/** Splits tokenizer windows into ids and weights; textual-inversion rows have no SDXL support yet. */
-export function windowsFromChunks(chunks: ChunkToken[][]): TokenWindows {
-  const tokens: number[][] = [];
-  const weights: number[][] = [];
-  for (const w of chunks) {
-    tokens.push(
-      w.map((t) => {
-        if ('embedding' in t) throw new Error(`SDXL: textual-inversion embedding "${t.embedding}" is not supported yet`);
-        return t.id;
-      }),
-    );
-    weights.push(w.map((t) => t.weight));
-  }
-  return { tokens, weights };
+/** Splits tokenizer windows into ids, weights and the textual-inversion vectors `embeddings` resolves. */
+export function windowsFromChunks(chunks: ChunkToken[][], embeddings?: EncoderEmbeddings): TokenWindows {
+  return windowsWithVectors(chunks, embeddings?.vector, 'SDXL');
 }
 
 /**
  * SDXLTokenizer / CLIPTextEncodeSDXL tokenization: `textG` for bigG (padded with 0), `textL` for CLIP-L
- * (padded with the end token), 77-token windows, equal window counts.
+ * (padded with the end token), 77-token windows, equal window counts. With `embeddings`, `embedding:name`
+ * is looked up once per encoder (each takes its own tensor of the file, and warns on its own if missing).
  */
-export function tokenizeSdxl(tok: ClipTokenizer, textG: string, textL = textG, opts: TokenizeWeightsOptions = {}): SdxlPromptTokens {
-  const l = windowsFromChunks(tokenizeWithWeights(tok, textL, { ...opts, padId: tok.endId }));
-  const g = windowsFromChunks(tokenizeWithWeights(tok, textG, { ...opts, padId: 0 }));
+export function tokenizeSdxl(tok: ClipTokenizer, textG: string, textL = textG, opts: TokenizeWeightsOptions & { sdxlEmbeddings?: SdxlEmbeddings } = {}): SdxlPromptTokens {
+  const { sdxlEmbeddings: emb, ...rest } = opts;
+  const side = (e: EncoderEmbeddings | undefined) => (e ? { embeddings: e.lookup } : {});
+  const l = windowsFromChunks(tokenizeWithWeights(tok, textL, { ...rest, ...side(emb?.l), padId: tok.endId }), emb?.l);
+  const g = windowsFromChunks(tokenizeWithWeights(tok, textG, { ...rest, ...side(emb?.g), padId: 0 }), emb?.g);
   const maxLength = opts.maxLength ?? 77;
   const empty = (pad: number) => [tok.startId, tok.endId, ...new Array<number>(maxLength - 2).fill(pad)];
   return equalizeWindows({ l, g }, empty(tok.endId), empty(0));
@@ -148,8 +159,8 @@ export class SdxlTextEncoder {
   async encodeTokens(tokens: SdxlPromptTokens, opts: SdxlEncodeOptions = {}): Promise<SdxlEncodeDetail> {
     const clipSkip = opts.clipSkip ?? 2;
     const [encL, encG] = await this.encodersFor(clipSkip);
-    const l = await encL.encodeTokens(tokens.l.tokens, tokens.l.weights, { clipSkip });
-    const g = await encG.encodeTokens(tokens.g.tokens, tokens.g.weights, { clipSkip });
+    const l = await encL.encodeTokens(tokens.l.tokens, tokens.l.weights, { clipSkip, ...vectorOptions(tokens.l, opts) });
+    const g = await encG.encodeTokens(tokens.g.tokens, tokens.g.weights, { clipSkip, ...vectorOptions(tokens.g, opts) });
     const Dl = this.clipL.config.hiddenSize;
     const Dg = this.clipG.config.hiddenSize;
     const ctx = concatFeatures(l.cond, Dl, g.cond, Dg);

@@ -1,4 +1,5 @@
-import { compileGraph, type CompiledSession, type CompileOptions } from '../../graph/session.js';
+import { compileGraph, type CompiledSession, type CompileOptions, type TensorData } from '../../graph/session.js';
+import { INSERTED_INPUTS } from '../clip/text-encoder.js';
 import type { Graph } from '../../graph/ir.js';
 import type { ClipSpecialTokens } from '../clip/config.js';
 
@@ -63,14 +64,14 @@ export function weightAgainstEmpty(cond: Float32Array, empty: Float32Array, weig
   });
 }
 
-/** One compiled session per (layer, debug): symbolic batch, so shared by every prompt and window count. */
+/** One compiled session per (layer, debug, variant such as inserted vectors): symbolic batch, so shared by every prompt and window count. */
 export class LayerSessions {
   private readonly sessions = new Map<string, Promise<CompiledSession>>();
 
   constructor(private readonly compileOptions: CompileOptions) {}
 
-  get(layer: number, debug: boolean, build: () => Graph): Promise<CompiledSession> {
-    const key = `${layer}:${debug}`;
+  get(layer: number, debug: boolean, build: () => Graph, variant = ''): Promise<CompiledSession> {
+    const key = `${layer}:${debug}:${variant}`;
     let s = this.sessions.get(key);
     if (!s) {
       s = compileGraph(build(), { role: 'text_encoder', ...this.compileOptions });
@@ -83,4 +84,16 @@ export class LayerSessions {
   clear(): void {
     this.sessions.clear();
   }
+}
+
+/**
+ * Inserted-vector feeds for a batch that may end with windows carrying none (the empty prompt): the
+ * vectors and mask padded with zeros to `windows` windows of S slots.
+ */
+export function insertedFeeds(embeds: Float32Array, mask: Float32Array, windows: number, S: number, D: number): Record<string, TensorData> {
+  const e = new Float32Array(windows * S * D);
+  e.set(embeds.subarray(0, Math.min(embeds.length, e.length)));
+  const m = new Float32Array(windows * S);
+  m.set(mask.subarray(0, Math.min(mask.length, m.length)));
+  return { [INSERTED_INPUTS.embeds]: { data: e, dims: [windows, S, D] }, [INSERTED_INPUTS.mask]: { data: m, dims: [windows, S, 1] } };
 }
