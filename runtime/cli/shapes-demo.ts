@@ -19,7 +19,8 @@ export const SHAPES_DEMO_SIZES: ReadonlyArray<readonly [number, number]> = [
  */
 export async function shapesDemo(ctx: CliContext, o: { n?: number; steps?: number; json?: boolean }): Promise<number> {
   const paths = ensureShapesModel(ctx.env.folders.modelsDir);
-  const ids = paths.resadapter ? ['base', 'resadapter'] : ['base'];
+  // The LoRA-only ablation rides along: on the shipped weights it is the part that removes duplicates (docs/resolution-eval.md).
+  const ids = paths.resadapter ? ['base', 'resadapter', 'lora'] : ['base'];
   const opts: EvalOptions = {
     n: o.n ?? 4,
     sizes: SHAPES_DEMO_SIZES,
@@ -32,7 +33,7 @@ export async function shapesDemo(ctx: CliContext, o: { n?: number; steps?: numbe
     json: o.json ?? false,
     gridName: 'resflow-shapes-demo.png',
     perCell: opts.n,
-    title: `ResFlow Shapes, ${paths.resadapter ? 'base vs ResAdapter' : 'base model'}: same prompts and seeds in every cell (bar: all four checks pass)`,
+    title: `ResFlow Shapes, ${paths.resadapter ? 'base vs ResAdapter (and its LoRA part alone)' : 'base model'}: same prompts and seeds in every cell (bar: all four checks pass)`,
   });
   if (!o.json) {
     console.error(

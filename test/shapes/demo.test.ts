@@ -12,8 +12,8 @@ describe('npm run demo (ResFlow Shapes)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'resflow-shapes-demo-'));
     const r = spawnSync(process.execPath, [join(REPO, 'bin', 'resflow.js'), 'demo', '--n', '1', '--steps', '6'], { cwd: dir, encoding: 'utf8', env: { ...process.env, RESFLOW_DATA_DIR: dir }, timeout: 300_000 });
     expect(r.status, r.stderr).toBe(0);
-    const rows = r.stdout.split('\n').filter((l) => /^\| (base|base \+ ResAdapter) \|/.test(l));
-    const methods = existsSync(join(dir, 'models', 'resadapters', SHAPES_RESADAPTER)) ? 2 : 1;
+    const rows = r.stdout.split('\n').filter((l) => /^\| (base|base \+ ResAdapter|ResAdapter LoRA only) \|/.test(l));
+    const methods = existsSync(join(dir, 'models', 'resadapters', SHAPES_RESADAPTER)) ? 3 : 1;
     expect(rows).toHaveLength(4 * methods);
     for (const size of ['128×128', '256×256', '64×64', '256×128']) expect(rows.filter((l) => l.includes(`| ${size} | 1 |`))).toHaveLength(methods);
     const grid = join(dir, 'output', 'resflow-shapes-demo.png');
