@@ -1,14 +1,12 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Executor } from '../../runtime/executor/executor.js';
-import { validatePrompt } from '../../runtime/executor/validate.js';
 import { DEMO_CHECKPOINT, DEMO_CONTROLNET, DEMO_INPUT_IMAGE } from '../../runtime/models/synthetic/demo.js';
 import { SafetensorsFile } from '../../runtime/safetensors/index.js';
 import { writeSafetensors, type TensorToWrite } from '../../runtime/safetensors/writer.js';
 import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
 import type { NodeContext } from '../../nodes/spec.js';
 import type { LatentValue } from '../../nodes/core/types.js';
-import { demoRuntime, type TestRuntime } from './helpers.js';
+import { demoRuntime, type TestRuntime, runValid } from './helpers.js';
 
 type Node = ApiPrompt[string];
 const n = (class_type: string, inputs: Record<string, unknown>): Node => ({ class_type, inputs }) as Node;
@@ -57,10 +55,7 @@ describe('DiffControlNetLoader through the executor', () => {
       '9': n('VAEDecode', { samples: ['8', 0], vae: ['1', 2] }),
       '10': n('SaveImage', { images: ['9', 0], filename_prefix: 'diffcn/out' }),
     };
-    const v = await validatePrompt(prompt, rt.registry);
-    if (!v.ok) throw new Error(JSON.stringify(v.node_errors));
-    const r = await new Executor().run(v.graph);
-    expect(r.status, r.error?.exception_message).toBe('success');
+    await runValid(prompt, rt.registry);
 
     const [model, clip] = await exec('CheckpointLoaderSimple', { ckpt_name: DEMO_CHECKPOINT });
     const [pos] = await exec('CLIPTextEncode', { text: 'a red house', clip });

@@ -1,15 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Executor } from '../../runtime/executor/executor.js';
-import { validatePrompt } from '../../runtime/executor/validate.js';
 import { CLIP_KEYS } from '../../runtime/models/clip/config.js';
 import { DEMO_CHECKPOINT } from '../../runtime/models/synthetic/demo.js';
 import { writeSafetensors } from '../../runtime/safetensors/writer.js';
 import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
 import type { NodeContext } from '../../nodes/spec.js';
 import type { ConditioningValue, Sd1ClipValue } from '../../nodes/core/types.js';
-import { demoRuntime, type TestRuntime } from './helpers.js';
+import { demoRuntime, type TestRuntime, runValid } from './helpers.js';
 
 type Node = ApiPrompt[string];
 const n = (class_type: string, inputs: Record<string, unknown>): Node => ({ class_type, inputs }) as Node;
@@ -74,9 +72,6 @@ describe('CLIPTextEncode with embedding:name from models/embeddings', () => {
       '6': n('VAEDecode', { samples: ['5', 0], vae: ['1', 2] }),
       '7': n('SaveImage', { images: ['6', 0], filename_prefix: 'emb/test' }),
     };
-    const v = await validatePrompt(prompt, rt.registry);
-    if (!v.ok) throw new Error(JSON.stringify(v.node_errors));
-    const r = await new Executor().run(v.graph);
-    expect(r.status, r.error?.exception_message).toBe('success');
+    await runValid(prompt, rt.registry);
   });
 });

@@ -7,6 +7,9 @@ import { createRuntimeEnv, type RuntimeEnv } from '../../nodes/env.js';
 import type { NodeRegistry } from '../../nodes/registry.js';
 import { ensureDemoInput, ensureDemoModels } from '../../runtime/models/synthetic/demo.js';
 import { ensureShapesModel } from '../../runtime/shapes/provision.js';
+import { expect } from 'vitest';
+import { Executor, type RunResult } from '../../runtime/executor/executor.js';
+import { validatePrompt } from '../../runtime/executor/validate.js';
 import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
 import { importWorkflow } from '../../runtime/workflow/import.js';
 
@@ -62,4 +65,13 @@ export function shrink(prompt: ApiPrompt, steps = 2, maxSide?: number): ApiPromp
     }
   }
   return out;
+}
+
+/** Validates `prompt` (throwing the node errors), runs it through a fresh executor and expects success. */
+export async function runValid(prompt: ApiPrompt, registry: NodeRegistry): Promise<RunResult> {
+  const v = await validatePrompt(prompt, registry);
+  if (!v.ok) throw new Error(JSON.stringify(v.node_errors));
+  const r = await new Executor().run(v.graph);
+  expect(r.status, r.error?.exception_message).toBe('success');
+  return r;
 }

@@ -13,12 +13,10 @@ import { SDXL_HEAD_CHANNELS_METADATA } from '../../runtime/models/sdxl/checkpoin
 import { ModelSampling } from '../../runtime/sampling/model-sampling.js';
 import { SafetensorsFile } from '../../runtime/safetensors/reader.js';
 import { writeSafetensors, type TensorToWrite } from '../../runtime/safetensors/writer.js';
-import { Executor } from '../../runtime/executor/executor.js';
-import { validatePrompt } from '../../runtime/executor/validate.js';
 import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
 import { DEMO_CHECKPOINT } from '../../runtime/models/synthetic/demo.js';
 import { shared } from '../shared-data.js';
-import { demoRuntime } from './helpers.js';
+import { demoRuntime, runValid } from './helpers.js';
 
 const PREFIX = 'model.diffusion_model.';
 
@@ -100,9 +98,6 @@ describe('UNETLoader (Load Diffusion Model)', () => {
       '7': node('VAEDecode', { samples: ['6', 0], vae: ['1', 2] }),
       '8': node('SaveImage', { images: ['7', 0], filename_prefix: 'unetloader/test' }),
     };
-    const v = await validatePrompt(prompt, rt.registry);
-    if (!v.ok) throw new Error(JSON.stringify(v.node_errors));
-    const r = await new Executor().run(v.graph);
-    expect(r.status, r.error?.exception_message).toBe('success');
+    await runValid(prompt, rt.registry);
   });
 });
