@@ -172,6 +172,8 @@ async function conv(B: number, C: number, O: number, H: number): Promise<void> {
   const w9 = new Int8Array(9 * C * O); // [9C, O], row index (kh*3+kw)*C + c
   for (let o = 0; o < O; o++) for (let c = 0; c < C; c++) for (let k = 0; k < 9; k++) w9[(k * C + c) * O + o] = q.data[(o * C + c) * 9 + k]!;
   await time('DQL + u8 im2col + MatMulInteger', model(cols.nodes, [...cols.inits, i8('w', [9 * C, O], w9), f32('ws', [O], q.scales)], xs, ys), x, xs, flops, ref);
+  const colsL = im2colInt8Nodes(B, C, O, H, true);
+  await time('DQL + u8 NHWC im2col + MatMulInteger', model(colsL.nodes, [...colsL.inits, i8('w', [9 * C, O], w9), f32('ws', [O], q.scales)], xs, ys), x, xs, flops, ref);
   // QLinearConv needs a static output scale: the fp32 run's range stands in for a calibration.
   let amax = 0;
   for (const v of ref ?? []) amax = Math.max(amax, Math.abs(v));
@@ -192,13 +194,14 @@ async function conv(B: number, C: number, O: number, H: number): Promise<void> {
   );
 }
 
-function im2colInt8Nodes(B: number, C: number, O: number, H: number): { nodes: OnnxNode[]; inits: OnnxTensor[] } {
+function im2colInt8Nodes(B: number, C: number, O: number, H: number, channelsLast = false): { nodes: OnnxNode[]; inits: OnnxTensor[] } {
   const i64 = (name: string, v: number[]): OnnxTensor => ({ name, dataType: OnnxType.INT64, dims: [v.length], raw: new Uint8Array(BigInt64Array.from(v.map(BigInt)).buffer) });
   const nodes: OnnxNode[] = [
     { opType: 'DynamicQuantizeLinear', inputs: ['x'], outputs: ['xq', 'xs', 'xz'] },
-    { opType: 'Pad', inputs: ['xq', 'pads', 'xz'], outputs: ['xp'] },
   ];
-  const inits = [i64('pads', [0, 0, 1, 1, 0, 0, 1, 1]), i64('ax', [2, 3]), i64('shape2', [B * H * H, 9 * C]), i64('shape3', [B, H, H, O])];
+  if (channelsLast) nodes.push({ opType: 'Transpose', inputs: ['xq'], outputs: ['xqt'], attributes: { perm: { ints: [0, 2, 3, 1] } } }, { opType: 'Pad', inputs: ['xqt', 'pads', 'xz'], outputs: ['xp'] });
+  else nodes.push({ opType: 'Pad', inputs: ['xq', 'pads', 'xz'], outputs: ['xp'] });
+  const inits = [i64('pads', channelsLast ? [0, 1, 1, 0, 0, 1, 1, 0] : [0, 0, 1, 1, 0, 0, 1, 1]), i64('ax', channelsLast ? [1, 2] : [2, 3]), i64('shape2', [B * H * H, 9 * C]), i64('shape3', [B, H, H, O])];
   const parts: string[] = [];
   for (let kh = 0; kh < 3; kh++) for (let kw = 0; kw < 3; kw++) {
     inits.push(i64(`st${kh}${kw}`, [kh, kw]), i64(`en${kh}${kw}`, [kh + H, kw + H]));
@@ -206,8 +209,8 @@ function im2colInt8Nodes(B: number, C: number, O: number, H: number): { nodes: O
     parts.push(`s${kh}${kw}`);
   }
   nodes.push(
-    { opType: 'Concat', inputs: parts, outputs: ['cat'], attributes: { axis: { i: 1 } } },
-    { opType: 'Transpose', inputs: ['cat'], outputs: ['catT'], attributes: { perm: { ints: [0, 2, 3, 1] } } },
+    { opType: 'Concat', inputs: parts, outputs: [channelsLast ? 'catT' : 'cat'], attributes: { axis: { i: channelsLast ? 3 : 1 } } },
+    ...(channelsLast ? [] : [{ opType: 'Transpose', inputs: ['cat'], outputs: ['catT'], attributes: { perm: { ints: [0, 2, 3, 1] } } }]),
     { opType: 'Reshape', inputs: ['catT', 'shape2'], outputs: ['a'] },
     { opType: 'MatMulInteger', inputs: ['a', 'w', 'xz'], outputs: ['acc'] },
     { opType: 'Cast', inputs: ['acc'], outputs: ['accf'], attributes: { to: { i: OnnxType.FLOAT } } },

@@ -21,6 +21,7 @@ import { openSd1Checkpoint } from '../runtime/models/checkpoint.js';
 import { SeededRandom } from '../runtime/models/synthetic/generate.js';
 import { inferUnetConfig } from '../runtime/models/unet/config.js';
 import { UnetModel } from '../runtime/models/unet/model.js';
+import { Vae } from '../runtime/models/vae/index.js';
 import { buildUnetGraph } from '../runtime/models/unet/unet.js';
 import { ModelSampling } from '../runtime/sampling/model-sampling.js';
 import { calculateSigmas } from '../runtime/sampling/schedulers.js';
@@ -33,6 +34,7 @@ const { values } = parseArgs({
     'quality-size': { type: 'string', default: '256' },
     euler: { type: 'string', default: '20' },
     child: { type: 'string' },
+    vae: { type: 'boolean', default: true },
     work: { type: 'string' },
   },
 });
@@ -109,6 +111,21 @@ async function child(precision: Precision, work: string): Promise<void> {
   writeFileSync(join(work, `${precision}.json`), JSON.stringify(result));
 }
 
+/** VAE decode 512² batch 1, fp32 then int8 sessions of the same weights (small enough to share a process). */
+async function vaeChild(work: string): Promise<void> {
+  const ck = openSd1Checkpoint(ensureSd15Checkpoint(log));
+  const z = { data: new SeededRandom(9).fillNormal(new Float32Array(4 * 64 * 64), 0, 1), shape: [1, 4, 64, 64] as [number, number, number, number] };
+  const res: Record<string, number[]> = {};
+  const imgs: Record<string, Float32Array> = {};
+  for (const precision of ['fp32', 'int8'] as const) {
+    const vae = await Vae.load(ck.file, { prefix: 'first_stage_model.', compile: { precision } });
+    imgs[precision] = Float32Array.from((await vae.decodeRaw(z)).data);
+    res[precision] = [];
+    for (let i = 0; i < 2; i++) res[precision].push((await timeIt(() => vae.decodeRaw(z)))[1] / 1000);
+  }
+  writeFileSync(join(work, 'vae.json'), JSON.stringify({ times: res, err: relRms(imgs.int8!, imgs.fp32!) }));
+}
+
 async function parent(): Promise<void> {
   reportLoad(log);
   const isa = cpuIsa();
@@ -142,6 +159,12 @@ async function parent(): Promise<void> {
     if (r.status !== 0) throw new Error(`${precision} child failed (${r.status ?? r.signal})`);
     results[precision] = JSON.parse(readFileSync(join(work, `${precision}.json`), 'utf8')) as ChildResult;
   }
+  let vae: { times: Record<Precision, number[]>; err: number } | undefined;
+  if (values.vae) {
+    const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', 'vae', '--work', work], { stdio: 'inherit', env: { ...process.env, RESFLOW_CACHE_DIR: cacheDir } });
+    if (r.status !== 0) throw new Error(`vae child failed (${r.status ?? r.signal})`);
+    vae = JSON.parse(readFileSync(join(work, 'vae.json'), 'utf8'));
+  }
   const ck = openSd1Checkpoint(ckPath);
   const config = inferUnetConfig(ck.unet, {}, ck.file.metadata);
   const flops = countFlops(buildUnetGraph(ck.unet, config, {}), { x: [2, 4, size / 8, size / 8], timesteps: [2], context: [2, 77, 768] }).matmulFlops;
@@ -164,7 +187,12 @@ async function parent(): Promise<void> {
   log(`\nEuler ${eulerSteps} steps at ${qSize}² batch 2 (normal schedule, fixed noise and context):`);
   log(`  per-step eps relative RMS (int8 on the fp32 trajectory): mean ${(per.reduce((s, v) => s + v, 0) / per.length).toExponential(2)}, max ${Math.max(...per).toExponential(2)}  [${per.map((v) => v.toFixed(3)).join(' ')}]`);
   log(`  final latent relative RMS (each on its own trajectory): ${relRms(f32File(join(work, 'int8-final.bin')), f32File(join(work, 'fp32-final.bin'))).toExponential(2)}`);
+  if (vae) {
+    const [tf, tq] = [median(vae.times.fp32), median(vae.times.int8)];
+    log(`\nVAE decode 512² batch 1: fp32 ${tf.toFixed(2)} s, int8 ${tq.toFixed(2)} s, ratio ${(tq / tf).toFixed(2)} (target ≤ 0.6); image relative RMS ${vae.err.toExponential(2)}`);
+  }
 }
 
-if (values.child) await child(values.child as Precision, values.work!);
+if (values.child === 'vae') await vaeChild(values.work!);
+else if (values.child) await child(values.child as Precision, values.work!);
 else await parent();

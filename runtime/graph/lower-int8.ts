@@ -77,11 +77,15 @@ export function lowerInt8Conv(n: Node, ins: string[], out: string, wShape: numbe
   } else {
     const [xq, xs, xz] = [e.fresh('qc_xq'), e.fresh('qc_xs'), e.fresh('qc_xz')];
     e.emit('DynamicQuantizeLinear', [ins[0]!], [xq, xs, xz]);
-    let src = xq;
+    // Channels-last before the gather: the taps then concatenate on the last axis straight into the GEMM's
+    // [B, Ho, Wo, kh*kw*C] operand, so only the 1× input (not the kh*kw× columns) is transposed.
+    let src = e.fresh('qc_xqt');
+    e.emit('Transpose', [xq], [src], { perm: { ints: [0, 2, 3, 1] } });
     if (p > 0) {
       // Padding with the zero point is padding with real zeros.
-      src = e.fresh('qc_pad');
-      e.emit('Pad', [xq, e.i64([0, 0, p, p, 0, 0, p, p]), xz], [src]);
+      const padded = e.fresh('qc_pad');
+      e.emit('Pad', [src, e.i64([0, p, p, 0, 0, p, p, 0]), xz], [padded]);
+      src = padded;
     }
     const taps: string[] = [];
     const big = 2 ** 62;
@@ -91,17 +95,15 @@ export function lowerInt8Conv(n: Node, ins: string[], out: string, wShape: numbe
         const endH = i === kh - 1 ? big : i - (kh - 1);
         const endW = j === kw - 1 ? big : j - (kw - 1);
         const tap = e.fresh('qc_tap');
-        e.emit('Slice', [src, e.i64([i, j]), e.i64([endH, endW]), e.i64([2, 3]), e.i64([s, s])], [tap]);
+        e.emit('Slice', [src, e.i64([i, j]), e.i64([endH, endW]), e.i64([1, 2]), e.i64([s, s])], [tap]);
         taps.push(tap);
       }
     }
-    let cols = taps[0]!;
+    let colsT = taps[0]!;
     if (taps.length > 1) {
-      cols = e.fresh('qc_cols');
-      e.emit('Concat', taps, [cols], { axis: { i: 1 } });
+      colsT = e.fresh('qc_cols');
+      e.emit('Concat', taps, [colsT], { axis: { i: 3 } });
     }
-    const colsT = e.fresh('qc_colsT');
-    e.emit('Transpose', [cols], [colsT], { perm: { ints: [0, 2, 3, 1] } });
     const acc = e.fresh('qc_acc');
     e.emit('MatMulInteger', [colsT, ins[1]!, xz], [acc]);
     const accF = e.fresh('qc_accf');
