@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -64,4 +65,40 @@ export async function ensureSdxlCheckpoint(log: (s: string) => void = console.lo
     log(`  ${((performance.now() - t0) / 1000).toFixed(1)} s, ${gib(statSync(path).size)}`);
   }
   return path;
+}
+
+/** The CPU's SIMD and matrix extensions that matter to ORT's kernels, read from /proc/cpuinfo (Linux). */
+export function cpuIsa(): string {
+  let flags = '';
+  let model = '';
+  try {
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    flags = /^flags\s*:\s*(.*)$/m.exec(info)?.[1] ?? '';
+    model = /^model name\s*:\s*(.*)$/m.exec(info)?.[1] ?? '';
+  } catch {
+    return `${process.arch} (no /proc/cpuinfo)`;
+  }
+  const has = (f: string) => flags.split(' ').includes(f);
+  const parts = ['avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16', 'amx_int8', 'amx_bf16'].filter(has);
+  return `${model.trim()} [${parts.join(' ') || 'no AVX2'}]`;
+}
+
+/**
+ * The machine's fp32 FMA peak in GFLOP/s: a tiny C kernel (independent FMA chains at the widest vector the
+ * compiler targets with -march=native) built with the system's cc and run on `threads` threads. Undefined
+ * when no C compiler is installed.
+ */
+export function fmaPeakGflops(threads: number): number | undefined {
+  const dir = join(BENCH_CACHE, 'fma-peak');
+  const exe = join(dir, 'fma-peak');
+  try {
+    if (!existsSync(exe)) {
+      mkdirSync(dir, { recursive: true });
+      execFileSync('cc', ['-O2', '-march=native', '-pthread', '-o', exe, join(ROOT, 'bench', 'fma-peak.c')], { stdio: 'pipe' });
+    }
+    const out = execFileSync(exe, [String(threads)], { encoding: 'utf8' });
+    return Number(/GFLOPS\s+([\d.]+)/.exec(out)?.[1]);
+  } catch {
+    return undefined;
+  }
 }

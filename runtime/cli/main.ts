@@ -2,6 +2,7 @@ import { cacheCommand } from './cache.js';
 import { conformanceCommand } from './conformance.js';
 import { convertCommand, demoCommand, nodesCommand, validateCommand } from './commands.js';
 import { applyDeviceSettings, takeDeviceFlag } from './device-flag.js';
+import { applyPrecisionSettings, takePrecisionFlag } from './precision-flag.js';
 import { evalResolutionCommand } from './eval-resolution.js';
 import { runCommand } from './run.js';
 import { workerCommand } from './worker.js';
@@ -42,8 +43,10 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    const { argv: args, device } = takeDeviceFlag(rest);
+    const { argv: withoutDevice, device } = takeDeviceFlag(rest);
+    const { argv: args, precision } = takePrecisionFlag(withoutDevice);
     applyDeviceSettings(dataDirOf(args), device);
+    applyPrecisionSettings(dataDirOf(args), precision);
     return await c.run(args);
   } catch (e) {
     console.error(`resflow ${cmd}: ${e instanceof Error ? e.message : String(e)}`);

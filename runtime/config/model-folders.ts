@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, normalize, relative, resolve, sep } from 'node:path';
 import { z } from 'zod';
 import { deviceSchema, MODEL_ROLES } from '../graph/devices.js';
+import { precisionSchema } from '../graph/precision.js';
 
 /** Weight files people have: safetensors, and PyTorch zip checkpoints read through the restricted unpickler. */
 export const WEIGHT_EXTS = ['.safetensors', '.ckpt', '.pt', '.pth', '.bin'] as const;
@@ -32,6 +33,8 @@ const ConfigSchema = z
     /** Where sessions run (cpu, webgpu, cuda, dml, coreml, auto) and per-model exceptions, e.g. {"vae": "cpu"}. */
     device: deviceSchema.optional(),
     deviceOverrides: z.partialRecord(z.enum(MODEL_ROLES), deviceSchema).optional(),
+    /** Default precision of the UNet / ControlNet / VAE sessions (fp32, int8); loader nodes may choose per model. */
+    precision: precisionSchema.optional(),
   })
   .strict();
 

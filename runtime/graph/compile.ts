@@ -2,6 +2,7 @@ import type { Graph, Node, ElemType, Shape } from './ir.js';
 import type { OnnxAttr, OnnxNode, OnnxTensor, OnnxTypeCode, OnnxValueInfo, OnnxDim, OnnxModel } from '../onnx/model.js';
 import { OnnxType } from '../onnx/model.js';
 import { lowerAutodiffOp } from './lower-grad.js';
+import { int8LayoutFor, lowerInt8Conv, lowerInt8Linear, type Precision } from './lower-int8.js';
 
 /**
  * How a weight's stored (PyTorch-layout) data becomes the tensor the ONNX graph consumes. The same transform
@@ -10,7 +11,9 @@ import { lowerAutodiffOp } from './lower-grad.js';
 export type WeightLayout =
   | { kind: 'as_is'; dims: number[] }
   | { kind: 'transpose2d'; dims: number[] } // [out, in] -> [in, out] for MatMul
-  | { kind: 'channel_broadcast'; dims: number[] }; // [C] -> [C, 1, 1] for NCHW affine
+  | { kind: 'channel_broadcast'; dims: number[] } // [C] -> [C, 1, 1] for NCHW affine
+  | { kind: 'int8_linear'; dims: number[] } // [out, in] -> int8 codes [in, out] + per-out scales
+  | { kind: 'int8_conv'; dims: number[]; taps: number }; // [O, C, kh, kw] -> int8 codes [kh*kw*C, O] + per-O scales
 
 export interface PlannedWeight {
   onnxName: string;
@@ -34,6 +37,8 @@ export interface LowerOptions {
   fusedAttention?: boolean;
   /** Standard ONNX ops only (no com.microsoft fusions), for execution providers other than the CPU. */
   portable?: boolean;
+  /** `int8`: baked linear and conv weights become per-channel int8 codes with dynamic activation quantisation. */
+  precision?: Precision;
 }
 
 const ELEM: Record<ElemType, OnnxTypeCode> = { float32: OnnxType.FLOAT, int64: OnnxType.INT64, int32: OnnxType.INT32, bool: OnnxType.BOOL };
@@ -60,6 +65,8 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
   const opset = opts.opset ?? 21;
   const portable = opts.portable ?? false;
   const fused = !portable && (opts.fusedAttention ?? true);
+  // The integer kernels we use are ORT CPU ones (com.microsoft); portable graphs stay fp32.
+  const int8 = !portable && opts.precision === 'int8';
   const nodes: OnnxNode[] = [];
   const initializers: OnnxTensor[] = [];
   const names = new Map<number, string>();
@@ -105,6 +112,11 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
     const shape = graph.values[value]!.shape as number[];
     const use = useOf.get(value);
     const consumers = graph.nodes.filter((n) => n.inputs.includes(value));
+    const w = weightByValue.get(value)!;
+    if (int8 && !w.overridable) {
+      const q = int8LayoutFor(graph, w.name, shape, consumers.map((node) => ({ node, slot: node.inputs.indexOf(value) })));
+      if (q) return q;
+    }
     // For group_norm also the same input rank: a [C, 1] affine baked for rank 3 would mis-broadcast at rank 4.
     const rank = (n: Node) => graph.values[n.inputs[0]!]!.shape.length;
     const allSame = consumers.every(
@@ -166,6 +178,10 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
         emit('Softmax', ins, [out], { axis: { i: n.attrs.axis as number } });
         break;
       case 'linear': {
+        if (planned.get(n.inputs[1]!)?.layout.kind === 'int8_linear') {
+          lowerInt8Linear(ins, out, { emit, fresh, i64 });
+          break;
+        }
         let wt = ins[1]!;
         if (!rawWeight(n.inputs[1]!)) {
           wt = fresh('wt');
@@ -183,6 +199,10 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
         const s = n.attrs.stride as number;
         const d = n.attrs.dilation as number;
         const wShape = graph.values[n.inputs[1]!]!.shape as number[];
+        if (planned.get(n.inputs[1]!)?.layout.kind === 'int8_conv') {
+          lowerInt8Conv(n, ins, out, wShape, { emit, fresh, i64 });
+          break;
+        }
         emit('Conv', ins, [out], {
           kernel_shape: { ints: [wShape[2]!, wShape[3]!] },
           pads: { ints: [p, p, p, p] },

@@ -6,7 +6,9 @@ import * as ort from 'onnxruntime-node';
 import type { Graph } from './ir.js';
 import { lowerToOnnx, type LowerOptions, type PlannedWeight, type WeightLayout } from './compile.js';
 import { createOnDevice, deviceFor, portableLowering, type ModelRole } from './devices.js';
-import { encodeModel, OnnxType, type OnnxTensor } from '../onnx/model.js';
+import { encodeModel } from '../onnx/model.js';
+import { bakedBytes as bakedBytesOf, bakedTensors } from './weight-tensors.js';
+import { precisionFor } from './precision.js';
 import { enforceCacheBudget, pinCacheEntry, touchCacheEntry, unpinCacheEntry } from './disk-cache.js';
 
 export interface TensorData {
@@ -50,7 +52,7 @@ export function applyLayout(data: Float32Array, layout: WeightLayout): Float32Ar
 /** Stable content hash of a graph: structure, weight identities (not their bytes) and constants. */
 export function graphHash(graph: Graph, opts: LowerOptions = {}): string {
   const h = createHash('sha256');
-  h.update(JSON.stringify({ v: 2, opts: { opset: opts.opset ?? 21, fused: opts.fusedAttention ?? true, ...(opts.portable ? { portable: true } : {}) } }));
+  h.update(JSON.stringify({ v: 2, opts: { opset: opts.opset ?? 21, fused: opts.fusedAttention ?? true, ...(opts.portable ? { portable: true } : {}), ...(opts.precision === 'int8' && !opts.portable ? { precision: 'int8' } : {}) } }));
   h.update(JSON.stringify(graph.values));
   h.update(JSON.stringify(graph.nodes));
   h.update(JSON.stringify(graph.inputs));
@@ -220,7 +222,11 @@ export function sessionStats(): { sessions: number; loaded: number; weightBytes:
 
 /** Compiles (or reuses) an ORT session for the graph; identical graphs share one session per process. */
 export function compileGraph(graph: Graph, requested: CompileOptions = {}): Promise<CompiledSession> {
-  const opts: CompileOptions = { ...requested, portable: requested.portable ?? portableLowering(deviceFor(requested.role)) };
+  const opts: CompileOptions = {
+    ...requested,
+    portable: requested.portable ?? portableLowering(deviceFor(requested.role)),
+    precision: requested.precision ?? precisionFor(requested.role),
+  };
   const hash = graphHash(graph, opts);
   let p = sessionCache.get(hash);
   if (!p) {
@@ -256,7 +262,7 @@ async function buildSession(graph: Graph, hash: string, opts: CompileOptions): P
   };
   const defaults = loadDefaults();
   const baked = lowered.weights.filter((w) => !w.overridable);
-  const bakedBytes = baked.reduce((s, w) => s + 4 * w.layout.dims.reduce((a, b) => a * b, 1), 0);
+  const bakedBytes = baked.reduce((s, w) => s + bakedBytesOf(w.layout), 0);
   const sessionOptions: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' };
   const threads = opts.threads ?? defaultThreads;
   if (threads) sessionOptions.intraOpNumThreads = threads;
@@ -269,8 +275,7 @@ async function buildSession(graph: Graph, hash: string, opts: CompileOptions): P
     open = () => {
       const l = lowerToOnnx(graph, opts);
       for (const w of baked) {
-        const data = applyLayout(byValue.get(w.value)!.source.load(), w.layout);
-        l.model.graph.initializers.push(weightTensor(w, { raw: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) }));
+        for (const t of bakedTensors(w, byValue.get(w.value)!.source.load())) l.model.graph.initializers.push({ name: t.name, dataType: t.dataType, dims: t.dims, raw: t.bytes });
       }
       return create(encodeModel(l.model));
     };
@@ -299,10 +304,6 @@ async function buildSession(graph: Graph, hash: string, opts: CompileOptions): P
   return new CompiledSession(session, hash, lowered.weights, defaults, (performance.now() - t0) / 1000, bakedBytes, open, onUnload, loadDefaults);
 }
 
-function weightTensor(w: PlannedWeight, data: Pick<OnnxTensor, 'raw' | 'external'>): OnnxTensor {
-  return { name: w.onnxName, dataType: OnnxType.FLOAT, dims: w.layout.dims, ...data };
-}
-
 /**
  * Streams weights one tensor at a time into `weights.bin` (page-aligned so ORT can map them), then writes the
  * model that points at it. Both land under temp names and are renamed, so a crash leaves no half cache entry.
@@ -320,17 +321,18 @@ function writeExternalModel(
   const ALIGN = 4096;
   try {
     for (const w of baked) {
-      const data = applyLayout(byValue.get(w.value)!.source.load(), w.layout);
-      const pad = (ALIGN - (offset % ALIGN)) % ALIGN;
-      if (pad) {
-        writeSync(fd, new Uint8Array(pad));
-        offset += pad;
+      for (const t of bakedTensors(w, byValue.get(w.value)!.source.load())) {
+        const pad = (ALIGN - (offset % ALIGN)) % ALIGN;
+        if (pad) {
+          writeSync(fd, new Uint8Array(pad));
+          offset += pad;
+        }
+        const bytes = t.bytes;
+        let done = 0;
+        while (done < bytes.byteLength) done += writeSync(fd, bytes, done, bytes.byteLength - done);
+        lowered.model.graph.initializers.push({ name: t.name, dataType: t.dataType, dims: t.dims, external: { location: 'weights.bin', offset, length: bytes.byteLength } });
+        offset += bytes.byteLength;
       }
-      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-      let done = 0;
-      while (done < bytes.byteLength) done += writeSync(fd, bytes, done, bytes.byteLength - done);
-      lowered.model.graph.initializers.push(weightTensor(w, { external: { location: 'weights.bin', offset, length: bytes.byteLength } }));
-      offset += bytes.byteLength;
     }
     fsyncSync(fd);
   } catch (e) {

@@ -4,6 +4,7 @@ import type { WeightSet } from '../weights.js';
 import type { UnetConfig } from './config.js';
 import { buildUnetGraph, resAdapterTargets, skipChannels } from './unet.js';
 import { planPatchedCall, unetLayout, variantKey, type UnetLayout, type UnetPatchCall, type UnetPatchVariant } from './patches.js';
+import type { Precision } from '../../graph/precision.js';
 
 export interface UnetCallOptions {
   /** ControlNet residuals already multiplied by strength; summed over chained ControlNets. */
@@ -37,6 +38,8 @@ export class UnetModel {
   private loadedSession: CompiledSession | undefined;
   private readonly withResiduals = new WeakSet<CompiledSession>();
   readonly overridable: Set<string>;
+  /** The loader's weight_dtype choice; unset follows the process default (setDefaultPrecision / --precision). */
+  precision: Precision | undefined;
 
   constructor(
     readonly weights: WeightSet,
@@ -92,7 +95,7 @@ export class UnetModel {
       const key = (withControl ? 'control' : 'plain') + (patches ? `|${variantKey(patches)}` : '') + (inputControlBlocks.length ? `|in:${inputControlBlocks.join(',')}` : '');
       let v = this.sessions.get(key);
       if (!v) {
-        v = compileGraph(buildUnetGraph(this.weights, this.config, { withControl, overridable: this.overridable, ...(patches ? { patches } : {}), ...(inputControlBlocks.length ? { inputControlBlocks } : {}) }), { role: 'unet' });
+        v = compileGraph(buildUnetGraph(this.weights, this.config, { withControl, overridable: this.overridable, ...(patches ? { patches } : {}), ...(inputControlBlocks.length ? { inputControlBlocks } : {}) }), { role: 'unet', ...this.precisionOption() });
         this.sessions.set(key, v);
         v.then((done) => ownSession(this, done)).catch(() => this.sessions.delete(key));
       }
@@ -101,7 +104,7 @@ export class UnetModel {
     const existing = this.sessions.get('control') ?? (withControl ? undefined : this.sessions.get('plain'));
     if (existing) return existing;
     const key = withControl ? 'control' : 'plain';
-    const s = compileGraph(buildUnetGraph(this.weights, this.config, { withControl, overridable: this.overridable }), { role: 'unet' });
+    const s = compileGraph(buildUnetGraph(this.weights, this.config, { withControl, overridable: this.overridable }), { role: 'unet', ...this.precisionOption() });
     this.sessions.set(key, s);
     s.then((done) => {
       this.loadedSession = done;
@@ -112,6 +115,10 @@ export class UnetModel {
       }
     }).catch(() => this.sessions.delete(key));
     return s;
+  }
+
+  private precisionOption(): { precision?: Precision } {
+    return this.precision ? { precision: this.precision } : {};
   }
 
   /** Releases the plain session once the ControlNet-capable one serves every call (unless it is mid-run). */
