@@ -100,7 +100,8 @@ function convertKnown(node: EditorNode, def: NodeDefinition, resolver: LinkResol
       inputs[input.name] = widgetValues.get(input.name);
     } else if ('default' in input.spec && input.spec.default !== undefined) {
       inputs[input.name] = input.spec.default;
-      warnings.push(`node ${node.id} (${node.type}): no saved value for "${input.name}", using default`);
+      // Optional widgets are often newer than the file (ComfyUI's own workflows never hold ours): no warning.
+      if (input.required) warnings.push(`node ${node.id} (${node.type}): no saved value for "${input.name}", using default`);
     }
   }
   return inputs;
