@@ -5,8 +5,7 @@ import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
 import { DEMO_CHECKPOINT } from '../../runtime/models/synthetic/demo.js';
 import { condEntries } from '../../runtime/sampling/cond-entries.js';
 import type { ConditioningValue, LatentValue } from '../../nodes/core/types.js';
-import type { NodeSpec } from '../../nodes/spec.js';
-import { demoRuntime, type TestRuntime } from './helpers.js';
+import { captureNode, demoRuntime, type TestRuntime } from './helpers.js';
 
 /**
  * API prompts with the conditioning nodes through the executor on the demo model. Where a node should not
@@ -17,19 +16,7 @@ import { demoRuntime, type TestRuntime } from './helpers.js';
 type Node = ApiPrompt[string];
 const n = (class_type: string, inputs: Record<string, unknown>): Node => ({ class_type, inputs }) as Node;
 
-/** A test sink: records what reaches it, so assertions see real node outputs. */
-const captured = new Map<string, unknown>();
-const CAPTURE: NodeSpec = {
-  name: 'TestCapture',
-  category: 'test',
-  inputs: { required: { value: { type: '*' }, key: { type: 'STRING', default: '' } } },
-  outputs: [],
-  outputNode: true,
-  execute({ value, key }) {
-    captured.set(String(key), value);
-    return { ui: {} };
-  },
-};
+const { spec: CAPTURE, captured } = captureNode();
 
 async function run(rt: TestRuntime, prompt: ApiPrompt): Promise<void> {
   const v = await validatePrompt(prompt, rt.registry);

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { createCoreRegistry } from '../../nodes/core/index.js';
 import { createRuntimeEnv, type RuntimeEnv } from '../../nodes/env.js';
 import type { NodeRegistry } from '../../nodes/registry.js';
+import type { NodeSpec } from '../../nodes/spec.js';
 import { ensureDemoInput, ensureDemoModels } from '../../runtime/models/synthetic/demo.js';
 import { ensureShapesModel } from '../../runtime/shapes/provision.js';
 import { expect } from 'vitest';
@@ -74,4 +75,21 @@ export async function runValid(prompt: ApiPrompt, registry: NodeRegistry): Promi
   const r = await new Executor().run(v.graph);
   expect(r.status, r.error?.exception_message).toBe('success');
   return r;
+}
+
+/** A test sink node, `TestCapture(value, key)`: records what reaches it, so assertions see real node outputs. */
+export function captureNode(): { spec: NodeSpec; captured: Map<string, unknown> } {
+  const captured = new Map<string, unknown>();
+  const spec: NodeSpec = {
+    name: 'TestCapture',
+    category: 'test',
+    inputs: { required: { value: { type: '*' }, key: { type: 'STRING', default: '' } } },
+    outputs: [],
+    outputNode: true,
+    execute({ value, key }) {
+      captured.set(String(key), value);
+      return { ui: {} };
+    },
+  };
+  return { spec, captured };
 }

@@ -10,26 +10,14 @@ import { writeSyntheticCheckpoint } from '../../runtime/models/synthetic/generat
 import { sd1CheckpointKeyShapes } from '../../runtime/models/synthetic/tables.js';
 import type { MaskTensor } from '../../runtime/sampling/types.js';
 import type { ConditioningValue, LatentValue } from '../../nodes/core/types.js';
-import type { NodeSpec } from '../../nodes/spec.js';
-import { demoRuntime, type TestRuntime } from './helpers.js';
+import { captureNode, demoRuntime, type TestRuntime } from './helpers.js';
 
 /** Latent, mask, inpainting and image nodes in API prompts through the executor on the demo model. */
 
 type Node = ApiPrompt[string];
 const n = (class_type: string, inputs: Record<string, unknown>): Node => ({ class_type, inputs }) as Node;
 
-const captured = new Map<string, unknown>();
-const CAPTURE: NodeSpec = {
-  name: 'TestCapture',
-  category: 'test',
-  inputs: { required: { value: { type: '*' }, key: { type: 'STRING', default: '' } } },
-  outputs: [],
-  outputNode: true,
-  execute({ value, key }) {
-    captured.set(String(key), value);
-    return { ui: {} };
-  },
-};
+const { spec: CAPTURE, captured } = captureNode();
 const cap = (from: [string, number], key: string) => n('TestCapture', { value: from, key });
 
 async function run(rt: TestRuntime, prompt: ApiPrompt): Promise<void> {
