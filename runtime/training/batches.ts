@@ -88,11 +88,9 @@ export class DatasetBatchSource implements BatchSource {
       aboveBase: resolution > d.baseResolution,
       label: `${bucket.width}×${bucket.height}`,
       load: async (start, end) => {
-        const latentDims = await this.latentDims(d.items[picks[0]!]!, bucket);
-        const plane = latentDims[1] * latentDims[2] * latentDims[3];
         // Drawn once for the whole batch at its first use, then sliced: the split cannot change the noise.
-        noise ??= noiseGen.randn(size * plane);
-        return this.assemble(picks.slice(start, end), bucket, timesteps.slice(start, end), noise.slice(start * plane, end * plane));
+        const noiseFor = (plane: number) => (noise ??= noiseGen.randn(size * plane)).slice(start * plane, end * plane);
+        return this.assemble(picks.slice(start, end), bucket, timesteps.slice(start, end), noiseFor);
       },
     };
   }
@@ -114,18 +112,13 @@ export class DatasetBatchSource implements BatchSource {
       const gen = stepGenerator(this.o.seed, resolution, 2);
       const picks = Array.from({ length: n }, (_, i) => pool[i % pool.length]!);
       const timesteps = Float32Array.from({ length: n }, (_, i) => Math.floor(((i + 0.5) * this.o.numTimesteps) / n));
-      const dims = await this.latentDims(d.items[picks[0]!]!, bucket);
-      const noise = gen.randn(n * dims[1] * dims[2] * dims[3]);
-      out.push({ label: `${bucket.width}×${bucket.height}`, batch: await this.assemble(picks, bucket, timesteps, noise) });
+      out.push({ label: `${bucket.width}×${bucket.height}`, batch: await this.assemble(picks, bucket, timesteps, (plane) => gen.randn(n * plane)) });
     }
     return out;
   }
 
-  private async latentDims(item: ScannedDataset['items'][number], bucket: ScannedDataset['buckets'][number]): Promise<number[]> {
-    return (await this.cache.latent(item, bucket)).dims;
-  }
-
-  private async assemble(picks: number[], bucket: ScannedDataset['buckets'][number], timesteps: Float32Array, noise: Float32Array): Promise<MicroBatch> {
+  /** The micro-batch of `picks`; `noiseFor(plane)` gives its noise once the latent size is known. */
+  private async assemble(picks: number[], bucket: ScannedDataset['buckets'][number], timesteps: Float32Array, noiseFor: (plane: number) => Float32Array): Promise<MicroBatch> {
     const items = picks.map((k) => this.dataset.items[k]!);
     const latents = [];
     for (const it of items) latents.push(await this.cache.latent(it, bucket));
@@ -144,7 +137,7 @@ export class DatasetBatchSource implements BatchSource {
     if (texts.some((t) => t.s !== s)) throw new Error(`captions of one batch encode to different lengths (${texts.map((t) => t.s).join(', ')})`);
     const context = new Float32Array(items.length * s * width);
     texts.forEach((t, i) => context.set(t.data, i * s * width));
-    const mb: MicroBatch = { x0, noise, timesteps, context, dims: [items.length, c, h, w], contextDims: [items.length, s, width] };
+    const mb: MicroBatch = { x0, noise: noiseFor(plane), timesteps, context, dims: [items.length, c, h, w], contextDims: [items.length, s, width] };
     if (this.o.labelVector) {
       const rows = pooled.map((p) => this.o.labelVector!(p, bucket));
       const a = rows[0]!.length;
