@@ -64,7 +64,8 @@ describe('test sources', () => {
 
   it('name no absolute path of one machine', () => {
     // Folders that only this machine has: where the checkout sits, the user's home, the lab's /work.
-    const roots = [path.dirname(repoRoot), homedir(), ['', 'work'].join('/')].filter((r) => r !== '/' && r !== path.parse(r).root);
+    // The system temp folder is on every machine: a checkout cloned into it does not make `/tmp` a machine path.
+    const roots = [path.dirname(repoRoot), homedir(), ['', 'work'].join('/')].filter((r) => r !== '/' && r !== path.parse(r).root && r !== tmpdir() && r !== '/tmp');
     const escape = (r: string) => r.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     const machinePath = new RegExp(`['"\`](?:${roots.map(escape).join('|')})[/'"\`]`);
     const offenders = files.flatMap((f) =>

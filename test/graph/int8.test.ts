@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../runtime/graph/builder.js';
 import { lowerToOnnx } from '../../runtime/graph/compile.js';
@@ -91,7 +93,7 @@ describe('int8 lowering', () => {
   it('matches fp32 within int8 error, through inline and external weight files', async () => {
     const ref = await (await compileGraph(build(), { precision: 'fp32' })).run(feeds);
     const q = await (await compileGraph(build(), { precision: 'int8' })).run(feeds);
-    const ext = await (await compileGraph(build(), { precision: 'int8', inlineLimitBytes: 0, cacheDir: `${process.env.TMPDIR ?? '/tmp'}/resflow-int8-test-${process.pid}` })).run(feeds);
+    const ext = await (await compileGraph(build(), { precision: 'int8', inlineLimitBytes: 0, cacheDir: join(tmpdir(), `resflow-int8-test-${process.pid}`) })).run(feeds);
     expect(q.conv!.dims).toEqual([2, 4, 5, 4]);
     for (const name of ['conv', 'lin']) {
       const e = relRms(q[name]!.data as Float32Array, ref[name]!.data as Float32Array);
