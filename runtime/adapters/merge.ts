@@ -130,29 +130,55 @@ const addPatchDirect: PatchAdder = (owned, src, patch, strength) => {
   return owned;
 };
 
+/**
+ * The tensors being merged: what each key holds so far (an array this merge made, else the base tensor).
+ * Shared by the synchronous merge below and the asynchronous one that computes large products elsewhere.
+ */
+export class PatchedWeights {
+  readonly result = new Map<string, Float32Array>();
+
+  constructor(private readonly baseLookup: (key: string) => Float32Array | undefined) {}
+
+  current(key: string): Float32Array {
+    const owned = this.result.get(key);
+    if (owned) return owned;
+    const base = this.baseLookup(key);
+    if (!base) throw new MergeError(key, 'the model has no such tensor');
+    return base;
+  }
+
+  /** Replaces (or blends, t < 1) the adapter's norms. */
+  applyNorms(norms: ReadonlyMap<string, Float32Array>, t: number): void {
+    for (const [key, value] of norms) this.result.set(key, blendNorm(this.current(key), value, t, key));
+  }
+}
+
+/** Per adapter, in order: its norm replacement (when any) and then each LoRA patch at the adapter's strength. */
+export type MergeStep = { kind: 'norms'; norms: ReadonlyMap<string, Float32Array>; t: number } | { kind: 'lora'; patch: LoraPatch; strength: number };
+
+export function mergeSteps(adapters: readonly AdapterApplication[]): MergeStep[] {
+  const steps: MergeStep[] = [];
+  for (const adapter of adapters) {
+    if (adapter.strength === 0) continue;
+    const t = adapter.normStrength ?? 1;
+    if (adapter.norms && t !== 0) steps.push({ kind: 'norms', norms: adapter.norms, t });
+    for (const patch of adapter.patches) steps.push({ kind: 'lora', patch, strength: adapter.strength });
+  }
+  return steps;
+}
+
 export function computePatchedWeights(
   baseLookup: (key: string) => Float32Array | undefined,
   adapters: readonly AdapterApplication[],
   addPatch: PatchAdder = addPatchDirect,
 ): Map<string, Float32Array> {
-  const result = new Map<string, Float32Array>();
-  const current = (key: string): Float32Array => {
-    const owned = result.get(key);
-    if (owned) return owned;
-    const base = baseLookup(key);
-    if (!base) throw new MergeError(key, 'the model has no such tensor');
-    return base;
-  };
-  for (const adapter of adapters) {
-    if (adapter.strength === 0) continue;
-    const t = adapter.normStrength ?? 1;
-    if (adapter.norms && t !== 0) {
-      for (const [key, value] of adapter.norms) result.set(key, blendNorm(current(key), value, t, key));
-    }
-    for (const patch of adapter.patches) {
-      const owned = result.get(patch.target);
-      result.set(patch.target, addPatch(owned, owned ?? current(patch.target), patch, adapter.strength));
+  const w = new PatchedWeights(baseLookup);
+  for (const step of mergeSteps(adapters)) {
+    if (step.kind === 'norms') w.applyNorms(step.norms, step.t);
+    else {
+      const owned = w.result.get(step.patch.target);
+      w.result.set(step.patch.target, addPatch(owned, owned ?? w.current(step.patch.target), step.patch, step.strength));
     }
   }
-  return result;
+  return w.result;
 }

@@ -2,7 +2,7 @@ import type { Graph, Node, ElemType, Shape } from './ir.js';
 import type { OnnxAttr, OnnxNode, OnnxTensor, OnnxTypeCode, OnnxValueInfo, OnnxDim, OnnxModel } from '../onnx/model.js';
 import { OnnxType } from '../onnx/model.js';
 import { lowerAutodiffOp } from './lower-grad.js';
-import { int8LayoutFor, lowerInt8Conv, lowerInt8Linear, type Precision } from './lower-int8.js';
+import { int8LayoutFor, lowerInt8Conv, lowerInt8Linear, scaleName, type Precision } from './lower-int8.js';
 
 /**
  * How a weight's stored (PyTorch-layout) data becomes the tensor the ONNX graph consumes. The same transform
@@ -113,7 +113,7 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
     const use = useOf.get(value);
     const consumers = graph.nodes.filter((n) => n.inputs.includes(value));
     const w = weightByValue.get(value)!;
-    if (int8 && !w.overridable) {
+    if (int8) {
       const q = int8LayoutFor(graph, w.name, shape, consumers.map((node) => ({ node, slot: node.inputs.indexOf(value) })));
       if (q) return q;
     }
@@ -310,7 +310,12 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
   const inputs: OnnxValueInfo[] = graph.inputs.map((i) => valueInfo(i.name, i.value));
   const weights = [...planned.values()];
   for (const w of weights) {
-    if (w.overridable) inputs.push({ name: w.onnxName, elemType: OnnxType.FLOAT, shape: w.layout.dims });
+    if (!w.overridable) continue;
+    if (w.layout.kind === 'int8_linear' || w.layout.kind === 'int8_conv') {
+      // Patched weights are quantised at feed time (codes + per-channel scales), so adapters keep int8 speed.
+      inputs.push({ name: w.onnxName, elemType: OnnxType.INT8, shape: w.layout.dims });
+      inputs.push({ name: scaleName(w.onnxName), elemType: OnnxType.FLOAT, shape: [w.layout.dims[1]!] });
+    } else inputs.push({ name: w.onnxName, elemType: OnnxType.FLOAT, shape: w.layout.dims });
   }
   const outputs: OnnxValueInfo[] = graph.outputs.map((o) => {
     const src = names.get(o.value)!;

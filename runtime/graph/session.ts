@@ -7,7 +7,7 @@ import type { Graph } from './ir.js';
 import { lowerToOnnx, type LowerOptions, type PlannedWeight, type WeightLayout } from './compile.js';
 import { createOnDevice, deviceFor, portableLowering, type ModelRole } from './devices.js';
 import { encodeModel } from '../onnx/model.js';
-import { bakedBytes as bakedBytesOf, bakedTensors } from './weight-tensors.js';
+import { bakedBytes as bakedBytesOf, bakedTensors, fedTensors, type FedTensor } from './weight-tensors.js';
 import { precisionFor } from './precision.js';
 import { enforceCacheBudget, pinCacheEntry, touchCacheEntry, unpinCacheEntry } from './disk-cache.js';
 
@@ -80,15 +80,18 @@ export class CompiledSession {
     ortSession: ort.InferenceSession,
     readonly hash: string,
     readonly weights: PlannedWeight[],
-    private defaults: Map<string, Float32Array> | undefined,
+    /** Laid-out base values of overridable weights, loaded when a run first needs one (not when overridden). */
+    private defaults: Map<string, FedTensor[]>,
     readonly createSeconds: number,
     /** Bytes of weights the ORT session holds (what unloading it frees). */
     readonly weightBytes: number = 0,
     private readonly reopen: () => Promise<ort.InferenceSession> = () => Promise.reject(new Error('session cannot be reopened')),
     /** Called once the ORT state is freed (lets the disk cache evict this session's files again). */
     private readonly onUnload: () => void = () => {},
-    /** Rebuilds the overridable weights' defaults after an unload dropped them (they are F32 copies). */
-    private readonly loadDefaults?: () => Map<string, Float32Array>,
+    /** Loads one overridable weight's default (laid out as the session feeds it). */
+    private readonly loadDefault: (w: PlannedWeight) => FedTensor[] = () => {
+      throw new Error('this session has no overridable weights');
+    },
   ) {
     this.ortSession = ortSession;
   }
@@ -106,7 +109,7 @@ export class CompiledSession {
   /** Bytes of default (base) values held for overridable weights; 0 while unloaded. */
   get defaultBytes(): number {
     let n = 0;
-    for (const d of this.defaults?.values() ?? []) n += d.byteLength;
+    for (const parts of this.defaults.values()) for (const d of parts) n += d.data.byteLength;
     return n;
   }
 
@@ -121,7 +124,7 @@ export class CompiledSession {
     this.ortSession = null;
     await s.release();
     // An unloaded session keeps nothing big: its default adapter-target weights go too.
-    if (this.loadDefaults) this.defaults = undefined;
+    this.defaults.clear();
     this.onUnload();
     return true;
   }
@@ -138,13 +141,14 @@ export class CompiledSession {
     return s;
   }
 
-  // Override arrays are immutable per adapter state, so their transposed layout is computed once, not per step.
-  private layoutCache = new WeakMap<Float32Array, Float32Array>();
+  // Override arrays are immutable per adapter state, so their layout (a transpose, or int8 codes) is computed
+  // once, not per step.
+  private layoutCache = new WeakMap<Float32Array, FedTensor[]>();
 
-  private laidOut(data: Float32Array, layout: WeightLayout): Float32Array {
-    if (layout.kind !== 'transpose2d') return data;
+  private laidOut(data: Float32Array, w: PlannedWeight): FedTensor[] {
+    if (w.layout.kind === 'as_is' || w.layout.kind === 'channel_broadcast') return fedTensors(w, data);
     let t = this.layoutCache.get(data);
-    if (!t) this.layoutCache.set(data, (t = applyLayout(data, layout)));
+    if (!t) this.layoutCache.set(data, (t = fedTensors(w, data)));
     return t;
   }
 
@@ -160,12 +164,14 @@ export class CompiledSession {
   async run(feeds: Record<string, TensorData>, overrides?: ReadonlyMap<string, Float32Array>): Promise<Record<string, TensorData>> {
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = toOrt(t);
-    const defaults = (this.defaults ??= this.loadDefaults!());
     for (const w of this.weights) {
       if (!w.overridable) continue;
       const over = overrides?.get(w.irName);
-      const data = over ? this.laidOut(over, w.layout) : defaults.get(w.onnxName)!;
-      ortFeeds[w.onnxName] = new ort.Tensor('float32', data, w.layout.dims);
+      let base = over ? undefined : this.defaults.get(w.onnxName);
+      if (!over && !base) this.defaults.set(w.onnxName, (base = this.loadDefault(w)));
+      for (const t of over ? this.laidOut(over, w) : base!) {
+        ortFeeds[t.name] = t.data instanceof Int8Array ? new ort.Tensor('int8', t.data, t.dims) : new ort.Tensor('float32', t.data, t.dims);
+      }
     }
     this.active++;
     try {
@@ -220,13 +226,27 @@ export function sessionStats(): { sessions: number; loaded: number; weightBytes:
   return { sessions: all.length, loaded: loaded.length, weightBytes: loaded.reduce((n, s) => n + s.weightBytes, 0), budgetBytes: sessionBudgetBytes() };
 }
 
-/** Compiles (or reuses) an ORT session for the graph; identical graphs share one session per process. */
-export function compileGraph(graph: Graph, requested: CompileOptions = {}): Promise<CompiledSession> {
-  const opts: CompileOptions = {
+function resolvedOptions(requested: CompileOptions): CompileOptions {
+  return {
     ...requested,
     portable: requested.portable ?? portableLowering(deviceFor(requested.role)),
     precision: requested.precision ?? precisionFor(requested.role),
   };
+}
+
+/**
+ * Whether compiling `graph` would find a ready session (in this process, or its compiled files in the disk
+ * cache), so no weight of it needs to be read. Small models (kept in memory only) are never on disk.
+ */
+export function isCompiled(graph: Graph, requested: CompileOptions = {}): boolean {
+  const opts = resolvedOptions(requested);
+  const hash = graphHash(graph, opts);
+  return sessionCache.has(hash) || existsSync(join(opts.cacheDir ?? defaultCacheDir(), 'onnx', hash, 'model.onnx'));
+}
+
+/** Compiles (or reuses) an ORT session for the graph; identical graphs share one session per process. */
+export function compileGraph(graph: Graph, requested: CompileOptions = {}): Promise<CompiledSession> {
+  const opts = resolvedOptions(requested);
   const hash = graphHash(graph, opts);
   let p = sessionCache.get(hash);
   if (!p) {
@@ -253,14 +273,7 @@ async function buildSession(graph: Graph, hash: string, opts: CompileOptions): P
   const t0 = performance.now();
   const lowered = lowerToOnnx(graph, opts);
   const byValue = new Map(graph.weights.map((w) => [w.value, w]));
-  const loadDefaults = () => {
-    const defaults = new Map<string, Float32Array>();
-    for (const w of lowered.weights) {
-      if (w.overridable) defaults.set(w.onnxName, applyLayout(byValue.get(w.value)!.source.load(), w.layout));
-    }
-    return defaults;
-  };
-  const defaults = loadDefaults();
+  const loadDefault = (w: PlannedWeight) => fedTensors(w, byValue.get(w.value)!.source.load());
   const baked = lowered.weights.filter((w) => !w.overridable);
   const bakedBytes = baked.reduce((s, w) => s + bakedBytesOf(w.layout), 0);
   const sessionOptions: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' };
@@ -301,7 +314,7 @@ async function buildSession(graph: Graph, hash: string, opts: CompileOptions): P
     onUnload = () => unpinCacheEntry(hash);
   }
   const session = await open();
-  return new CompiledSession(session, hash, lowered.weights, defaults, (performance.now() - t0) / 1000, bakedBytes, open, onUnload, loadDefaults);
+  return new CompiledSession(session, hash, lowered.weights, new Map(), (performance.now() - t0) / 1000, bakedBytes, open, onUnload, loadDefault);
 }
 
 /**

@@ -46,6 +46,28 @@ export function bakedTensors(w: PlannedWeight, data: Float32Array): BakedTensor[
   return [{ name: w.onnxName, dataType: OnnxType.FLOAT, dims: layout.dims, bytes: new Uint8Array(t.buffer, t.byteOffset, t.byteLength) }];
 }
 
+/** A graph input's worth of a fed (overridable) weight: fp32 values, or int8 codes and their scales. */
+export interface FedTensor {
+  name: string;
+  data: Float32Array | Int8Array;
+  dims: number[];
+}
+
+/**
+ * What an overridable weight feeds at run time, from PyTorch-layout data: the same layout as a baked weight, so
+ * an int8 session quantises a patched weight (LoRA, ResAdapter) exactly as it would have baked the merged one.
+ */
+export function fedTensors(w: PlannedWeight, data: Float32Array): FedTensor[] {
+  if (w.layout.kind === 'int8_linear' || w.layout.kind === 'int8_conv') {
+    return bakedTensors(w, data).map((t) => ({
+      name: t.name,
+      data: t.dataType === OnnxType.INT8 ? new Int8Array(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength) : new Float32Array(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength / 4),
+      dims: t.dims,
+    }));
+  }
+  return [{ name: w.onnxName, data: w.layout.kind === 'transpose2d' ? transpose2d(data, w.layout.dims as [number, number]) : data, dims: w.layout.dims }];
+}
+
 function transpose2d(data: Float32Array, [inF, outF]: [number, number]): Float32Array {
   const t = new Float32Array(data.length);
   for (let o = 0; o < outF; o++) {

@@ -5,7 +5,8 @@
  * strength costs one scaled add per patched value instead of a rank-r matrix product.
  */
 import type { LoraPatch } from '../adapters/lora-format.js';
-import { MergeError, computePatchedWeights, loraProduct, loraScale, type AdapterApplication } from '../adapters/merge.js';
+import { MergeError, PatchedWeights, computePatchedWeights, loraProduct, loraScale, mergeSteps, type AdapterApplication } from '../adapters/merge.js';
+import { ortLoraProduct, wantsOrtProduct } from './lora-product-ort.js';
 
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -29,17 +30,23 @@ export class LoraProductCache {
     return this.bytes;
   }
 
-  private lookup(key: object | string, compute: () => Float32Array): Float32Array {
+  private hit(key: object | string): Float32Array | undefined {
     const cached = this.entries.get(key);
     if (cached) {
       this.hits++;
       // Re-inserted to mark it most recently used (a Map iterates in insertion order).
       this.entries.delete(key);
       this.entries.set(key, cached);
-      return cached;
     }
+    return cached;
+  }
+
+  private lookup(key: object | string, compute: () => Float32Array): Float32Array {
+    return this.hit(key) ?? this.store(key, compute());
+  }
+
+  private store(key: object | string, value: Float32Array): Float32Array {
     this.misses++;
-    const value = compute();
     if (value.byteLength <= this.budgetBytes) {
       this.entries.set(key, value);
       this.bytes += value.byteLength;
@@ -55,6 +62,11 @@ export class LoraProductCache {
   /** up@down of a patch, float32-rounded, unscaled. Callers must not write to it. */
   product(patch: LoraPatch): Float32Array {
     return this.lookup(patch, () => loraProduct(patch));
+  }
+
+  /** As `product`, with large products computed on ORT's threads (see lora-product-ort.ts). */
+  async productAsync(patch: LoraPatch): Promise<Float32Array> {
+    return this.hit(patch) ?? this.store(patch, wantsOrtProduct(patch) ? await ortLoraProduct(patch) : loraProduct(patch));
   }
 
   /** A base tensor as `read` returns it, cached per (file object, key). Callers must not write to it. */
@@ -82,9 +94,8 @@ export const sharedProductCache = new LoraProductCache(budgetFromEnv());
  * dst = src + strength·scale·product at the patch's rows (src may be dst itself); the rounding is that of
  * merge.ts's addLoraInPlace. Writing into a fresh array instead of copying first saves a pass over memory.
  */
-function addScaledProduct(dst: Float32Array, src: Float32Array, patch: LoraPatch, strength: number, cache: LoraProductCache): void {
+function addScaledProduct(dst: Float32Array, src: Float32Array, patch: LoraPatch, strength: number, product: Float32Array): void {
   const outRows = patch.upShape[0]!;
-  const product = cache.product(patch);
   const inner = product.length / outRows;
   const rowOffset = patch.rows ? patch.rows.start : 0;
   const fits = patch.rows
@@ -129,9 +140,40 @@ function mergeAdaptersNow(
   return computePatchedWeights(baseLookup, adapters, (owned, src, patch, strength) => {
     // Never written in place unless this merge made the array: the lookup may hand out arrays it keeps.
     const dst = owned ?? new Float32Array(src.length);
-    addScaledProduct(dst, src, patch, strength, cache);
+    addScaledProduct(dst, src, patch, strength, cache.product(patch));
     return dst;
   });
+}
+
+/**
+ * `mergeAdapters` with the large LoRA products computed on ORT (float32 GEMM) instead of the JS loop: what a
+ * handle uses when it can wait (a LoRA loader node), so a LoRA on every layer costs seconds, not a minute.
+ */
+export async function mergeAdaptersAsync(
+  baseLookup: (key: string) => Float32Array | undefined,
+  adapters: readonly AdapterApplication[],
+  cache: LoraProductCache = sharedProductCache,
+): Promise<Map<string, Float32Array>> {
+  const t0 = performance.now();
+  try {
+    const w = new PatchedWeights(baseLookup);
+    for (const step of mergeSteps(adapters)) {
+      if (step.kind === 'norms') {
+        w.applyNorms(step.norms, step.t);
+        continue;
+      }
+      const { patch, strength } = step;
+      const product = await cache.productAsync(patch);
+      const src = w.current(patch.target);
+      const dst = w.result.get(patch.target) ?? new Float32Array(src.length);
+      addScaledProduct(dst, src, patch, strength, product);
+      w.result.set(patch.target, dst);
+    }
+    return w.result;
+  } finally {
+    mergeTimings.count++;
+    mergeTimings.totalMs += performance.now() - t0;
+  }
 }
 
 /** Checks a patch against the target's shape, so a mismatch fails when the adapter is attached, naming both keys. */

@@ -17,7 +17,7 @@ import type { UnetCallOptions, UnetModel } from '../models/unet/model.js';
 import type { UnetPatch } from '../models/unet/patches.js';
 import type { WeightSet } from '../models/weights.js';
 import type { EpsModel } from '../sampling/types.js';
-import { checkPatchFits, mergeAdapters, sharedProductCache, type LoraProductCache } from './adapter-merge.js';
+import { checkPatchFits, mergeAdapters, mergeAdaptersAsync, sharedProductCache, type LoraProductCache } from './adapter-merge.js';
 import { unetEpsModel, type EpsModelOptions } from './eps-model.js';
 
 /** One adapter as attached to a handle: what to merge, at which strength, under which name. */
@@ -165,12 +165,23 @@ export abstract class PatchedHandle<Self> {
   overrides(): ReadonlyMap<string, Float32Array> | undefined {
     if (this.adapters.length === 0) return undefined;
     this.ensurePatchable();
-    if (!this.merged) {
-      const file = this.weights.file;
-      const read = (k: string) => (file.has(k) ? this.cache.baseTensor(file, k, () => file.readFloat32(k)) : undefined);
-      this.merged = mergeAdapters(read, this.adapters, this.cache);
-    }
+    this.merged ??= mergeAdapters(this.baseRead(), this.adapters, this.cache);
     return this.merged.size ? this.merged : undefined;
+  }
+
+  /**
+   * Merges now, with large LoRA products on ORT's threads (a LoRA on every layer: seconds instead of a
+   * minute). Loader nodes await it; `overrides()` then returns the result.
+   */
+  async prepare(): Promise<void> {
+    if (this.adapters.length === 0 || this.merged) return;
+    this.ensurePatchable();
+    this.merged = await mergeAdaptersAsync(this.baseRead(), this.adapters, this.cache);
+  }
+
+  private baseRead(): (key: string) => Float32Array | undefined {
+    const file = this.weights.file;
+    return (k) => (file.has(k) ? this.cache.baseTensor(file, k, () => file.readFloat32(k)) : undefined);
   }
 }
 

@@ -25,6 +25,10 @@ export function shapesMetadata(): Record<string, string> {
 export function initialValue(name: string, shape: number[], seed: number): Float32Array {
   const n = shape.reduce((a, b) => a * b, 1);
   if (/^model\.diffusion_model\.(.*\.out_layers\.3\.|.*\.proj_out\.|out\.2\.)/.test(name)) return new Float32Array(n);
+  // The UNet's GroupNorms are named by position (in_layers.0, out_layers.0, out.0), not "norm", so the generic
+  // initialiser would give them fan-in noise; a norm starts as the identity (γ 1, β 0) or its block starts dead.
+  const groupNorm = /^model\.diffusion_model\.(.*\.(in|out)_layers\.0|out\.0)\.(weight|bias)$/.exec(name);
+  if (groupNorm) return new Float32Array(n).fill(groupNorm[3] === 'weight' ? 1 : 0);
   return initTensor(name, shape, seed);
 }
 

@@ -129,6 +129,24 @@ export function lcm(): ApiPrompt {
 }
 
 /**
+ * SD1.5 at 512² in seconds on a CPU: int8 UNet and VAE (the loader's weight_dtype), an LCM-LoRA with LCM
+ * sampling, 4 steps at cfg 1 (so no negative pass). bench/fast-512.bench.ts times it end to end.
+ */
+export function fastLcmInt8(): ApiPrompt {
+  return {
+    '1': n('CheckpointLoaderSimple', { ckpt_name: DEMO_CHECKPOINT, weight_dtype: 'int8' }, 'Load Checkpoint (int8)'),
+    '2': n('LoraLoaderModelOnly', { model: ['1', 0], lora_name: DEMO_LCM_LORA, strength_model: 1 }, 'LCM-LoRA'),
+    '3': n('ModelSamplingDiscrete', { model: ['2', 0], sampling: 'lcm', zsnr: false }),
+    '4': n('CLIPTextEncode', { text: POSITIVE, clip: ['1', 1] }, 'Positive prompt'),
+    '5': n('CLIPTextEncode', { text: NEGATIVE, clip: ['1', 1] }, 'Negative prompt'),
+    '6': n('EmptyLatentImage', { width: 512, height: 512, batch_size: 1 }),
+    '7': ksampler(['3', 0], ['6', 0], { steps: 4, cfg: 1, sampler: 'lcm', scheduler: 'sgm_uniform', seed: 42 }),
+    '8': n('VAEDecode', { samples: ['7', 0], vae: ['1', 2] }),
+    '9': n('SaveImage', { images: ['8', 0], filename_prefix: 'fast-512/lcm-int8' }),
+  };
+}
+
+/**
  * SDXL base → refiner in two KSamplerAdvanced nodes (ComfyUI's refiner example): the base runs steps
  * 0..switchAt and hands its still-noisy latent over (return_with_leftover_noise), the refiner adds no noise
  * and finishes from switchAt. Each stage conditions on its own text encoders: the base's positive carries
@@ -173,6 +191,7 @@ export function exampleWorkflows(): Record<string, ApiPrompt> {
     'resadapter-controlnet.json': controlnet(),
     'resadapter-img2img.json': img2img(),
     'lcm-lora-resadapter.json': lcm(),
+    'sd15-lcm-int8-512.json': fastLcmInt8(),
     'sdxl-resadapter-txt2img-512.json': sideBySide(512, 512, DEFAULTS, 'sdxl'),
     'sdxl-resadapter-txt2img-1024.json': sideBySide(1024, 1024, DEFAULTS, 'sdxl'),
     'sdxl-resadapter-txt2img-1536x640.json': sideBySide(1536, 640, DEFAULTS, 'sdxl'),

@@ -105,6 +105,41 @@ describe('int8 lowering', () => {
   });
 });
 
+describe('int8 with overridable (adapter-patched) weights', () => {
+  const base = src('ov-base', 40 * 32 * 9, 0.06);
+  const merged = rng.fillNormal(new Float32Array(40 * 32 * 9), 0, 0.06);
+  const lin = src('ov-lin', 24 * 40, 0.15);
+  function build(conv: { key: string; load: () => Float32Array }, overridable: boolean) {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [1, 32, 8, 8]);
+    const c = g.conv2d(x, g.weight('down.weight', [40, 32, 3, 3], conv, { overridable }), undefined, { padding: 1 });
+    const t = g.transpose(g.reshape(c, [1, 40, 64]), [0, 2, 1]);
+    g.output('y', g.linear(t, g.weight('ff.weight', [24, 40], lin, { overridable })));
+    return g.graph;
+  }
+  const feeds: Record<string, TensorData> = { x: { data: rng.fillNormal(new Float32Array(32 * 64), 0, 1), dims: [1, 32, 8, 8] } };
+
+  it('feeds int8 codes, and an override equals baking the merged weight', async () => {
+    const lowered = lowerToOnnx(build(base, true), { precision: 'int8' });
+    const ops = lowered.model.graph.nodes.map((n) => n.opType);
+    expect(ops).toContain('MatMulInteger');
+    expect(ops).toContain('DynamicQuantizeMatMul');
+    expect(lowered.model.graph.inputs.map((i) => [i.name, i.elemType])).toEqual([
+      ['x', 1], ['down.weight', 3], ['down.weight.qscale', 1], ['ff.weight', 3], ['ff.weight.qscale', 1],
+    ]);
+    const live = await compileGraph(build(base, true), { precision: 'int8' });
+    const bakedBase = await (await compileGraph(build(base, false), { precision: 'int8' })).run(feeds);
+    const bakedMerged = await (await compileGraph(build({ key: 'ov-merged', load: () => merged }, false), { precision: 'int8' })).run(feeds);
+    const asBase = await live.run(feeds);
+    const patched = await live.run(feeds, new Map([['down.weight', merged]]));
+    expect(Array.from(asBase.y!.data as Float32Array)).toEqual(Array.from(bakedBase.y!.data as Float32Array));
+    expect(Array.from(patched.y!.data as Float32Array)).toEqual(Array.from(bakedMerged.y!.data as Float32Array));
+    expect(relRms(patched.y!.data as Float32Array, asBase.y!.data as Float32Array)).toBeGreaterThan(0.5);
+    // Defaults are held as codes (1 byte a weight plus scales), not fp32 copies.
+    expect(live.defaultBytes).toBe(40 * 32 * 9 + 4 * 40 + 24 * 40 + 4 * 24);
+  });
+});
+
 describe('int8 on the tiny conformance SD1.5 UNet', () => {
   // Each quantised layer adds ~1% relative error (per-tensor u8 activations, int8 weights); the tiny random UNet
   // chains ~90 of them and lands near 10% (measured 0.096). The bound catches a broken layout (errors near 1).

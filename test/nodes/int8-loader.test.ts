@@ -1,5 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_CHECKPOINT, DEMO_RESADAPTER } from '../../runtime/models/synthetic/demo.js';
+import { DEMO_CHECKPOINT, DEMO_LCM_LORA, DEMO_RESADAPTER } from '../../runtime/models/synthetic/demo.js';
+import { loadLoraForModels } from '../../runtime/pipeline/adapter-loaders.js';
+import type { Vae } from '../../runtime/models/vae/index.js';
 import { defaultPrecision, setDefaultPrecision } from '../../runtime/graph/precision.js';
 import { takePrecisionFlag, applyPrecisionSettings } from '../../runtime/cli/precision-flag.js';
 import { writeFileSync } from 'node:fs';
@@ -51,10 +53,40 @@ describe('weight_dtype on the checkpoint loader, --precision and the config defa
     const fp32Ra = await render('fp32', true);
     const int8Ra = await render('int8', true);
     expect(relRms(int8Ra.samples, fp32Ra.samples)).toBeLessThan(0.02);
-    // The adapter's targets stay fp32 graph inputs inside the int8 model, so it applies without a rebuild and
-    // the int8 render follows it: closer to fp32 with the adapter than to fp32 without.
+    // The adapter's targets are graph inputs of the int8 model (codes quantised when fed), so it applies
+    // without a rebuild and the int8 render follows it: closer to fp32 with the adapter than to fp32 without.
     expect(relRms(int8Ra.samples, fp32Ra.samples)).toBeLessThan(relRms(int8Ra.samples, fp32.samples));
     await expect(exec('CheckpointLoaderSimple', { ckpt_name: DEMO_CHECKPOINT, weight_dtype: 'fp4' })).rejects.toThrow();
+  });
+
+  it('bakes a LoRA into the int8 weights (same numbers as feeding it live), keeps it live in fp32, and sets the VAE', async () => {
+    const sample = async (model: unknown, clip: unknown) => {
+      const [pos] = await exec('CLIPTextEncode', { text: 'a red house by a lake', clip });
+      const [latent] = await exec('EmptyLatentImage', { width: 64, height: 64, batch_size: 1 });
+      const [l] = await exec('KSampler', { model, seed: 5, steps: 2, cfg: 1, sampler_name: 'lcm', scheduler: 'sgm_uniform', positive: pos, negative: pos, latent_image: latent, denoise: 1 });
+      return Float32Array.from((l as LatentValue).samples.data);
+    };
+    const [m8, clip, vae8] = await exec('CheckpointLoaderSimple', { ckpt_name: DEMO_CHECKPOINT, weight_dtype: 'int8' });
+    const [baked] = await exec('LoraLoaderModelOnly', { model: m8, lora_name: DEMO_LCM_LORA, strength_model: 0.8 });
+    const bakedUnet = (baked as ModelValue).unet;
+    expect(bakedUnet.adapters).toHaveLength(0);
+    expect(bakedUnet.base).not.toBe((m8 as ModelValue).unet.base);
+    expect(bakedUnet.base.precision).toBe('int8');
+    const live = loadLoraForModels((m8 as ModelValue).unet, undefined, join(rt.env.folders.modelsDir, 'loras', DEMO_LCM_LORA), 0.8, 0).model!;
+    const a = await sample(baked, clip);
+    const b = await sample({ ...(m8 as ModelValue), unet: live }, clip);
+    expect(Array.from(a)).toEqual(Array.from(b));
+    expect(relRms(a, await sample(m8, clip))).toBeGreaterThan(1e-3); // the LoRA did something
+    const [m32] = await exec('CheckpointLoaderSimple', { ckpt_name: DEMO_CHECKPOINT, weight_dtype: 'fp32' });
+    const [liveFp32] = await exec('LoraLoaderModelOnly', { model: m32, lora_name: DEMO_LCM_LORA, strength_model: 0.8 });
+    expect((liveFp32 as ModelValue).unet.adapters).toHaveLength(1);
+    // weight_dtype reaches the VAE too: its decode is int8's (close to fp32, not equal).
+    const [, , vae32] = await exec('CheckpointLoaderSimple', { ckpt_name: DEMO_CHECKPOINT, weight_dtype: 'fp32' });
+    const z = { data: a, shape: [1, 4, 8, 8] as [number, number, number, number] };
+    const d8 = (await (vae8 as Vae).decodeRaw(z)).data;
+    const d32 = (await (vae32 as Vae).decodeRaw(z)).data;
+    expect(relRms(d8, d32)).toBeGreaterThan(1e-5);
+    expect(relRms(d8, d32)).toBeLessThan(0.1);
   });
 
   it('takes --precision off any command line, and reads the config default', () => {

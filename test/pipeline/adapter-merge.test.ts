@@ -3,7 +3,10 @@ import { parseLora } from '../../runtime/adapters/lora-format.js';
 import { computePatchedWeights, type AdapterApplication } from '../../runtime/adapters/merge.js';
 import { loadResAdapter } from '../../runtime/adapters/resadapter.js';
 import { checkpointKeyShapes, loadLoraForModels } from '../../runtime/pipeline/adapter-loaders.js';
-import { LoraProductCache, mergeAdapters } from '../../runtime/pipeline/adapter-merge.js';
+import { LoraProductCache, mergeAdapters, mergeAdaptersAsync } from '../../runtime/pipeline/adapter-merge.js';
+import { ORT_PRODUCT_MIN_MACS, ortLoraProduct, wantsOrtProduct } from '../../runtime/pipeline/lora-product-ort.js';
+import { loraProduct } from '../../runtime/adapters/merge.js';
+import type { LoraPatch } from '../../runtime/adapters/lora-format.js';
 import { PatchedUnet } from '../../runtime/pipeline/patched-model.js';
 import { LORA_KOHYA, LORA_PEFT, RESADAPTER_A, bitsEqual, freshUnet, loadCase, unetInputs } from './helpers.js';
 
@@ -12,6 +15,44 @@ function expectSameMaps(a: ReadonlyMap<string, Float32Array> | undefined, b: Rea
   expect([...a!.keys()].sort()).toEqual([...b.keys()].sort());
   for (const [k, v] of b) expect(bitsEqual(a!.get(k)!, v), k).toBe(true);
 }
+
+describe('large LoRA products on ORT', () => {
+  // One patch past the threshold (a rank-64 LoRA on a 1280×1280 layer), random values.
+  const rank = 64;
+  const [out, inner] = [1280, 1280];
+  const rnd = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed * 78.233) * 0.1);
+  const patch: LoraPatch = {
+    target: 'w', source: 'test', component: 'unet', rank, alpha: 32,
+    up: rnd(out * rank, 1), upShape: [out, rank], down: rnd(rank * inner, 2), downShape: [rank, inner],
+  } as LoraPatch;
+
+  it('computes the float32 product (within float32 rounding of the double-accumulated one)', async () => {
+    expect(out * inner * rank).toBeGreaterThanOrEqual(ORT_PRODUCT_MIN_MACS);
+    expect(wantsOrtProduct(patch)).toBe(true);
+    const exact = loraProduct(patch);
+    const fast = await ortLoraProduct(patch);
+    let worst = 0;
+    let scale = 0;
+    for (let i = 0; i < exact.length; i++) {
+      worst = Math.max(worst, Math.abs(fast[i]! - exact[i]!));
+      scale = Math.max(scale, Math.abs(exact[i]!));
+    }
+    expect(worst).toBeGreaterThan(0); // float32 sums, not the JS loop's double
+    expect(worst / scale).toBeLessThan(1e-5);
+  });
+
+  it('mergeAdaptersAsync merges like mergeAdapters, norms and order included', async () => {
+    const base = rnd(out * inner, 3);
+    const lookup = (k: string) => (k === 'w' ? base : undefined);
+    const stack: AdapterApplication[] = [{ patches: [patch], strength: 0.6 }, { patches: [patch], strength: -0.2 }];
+    const want = mergeAdapters(lookup, stack, new LoraProductCache(0)).get('w')!;
+    const got = (await mergeAdaptersAsync(lookup, stack, new LoraProductCache(0))).get('w')!;
+    let worst = 0;
+    for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
+    expect(worst).toBeLessThan(1e-6);
+    expect(Math.abs(got[5]! - base[5]!)).toBeGreaterThan(1e-4);
+  });
+});
 
 describe('adapter stacks', () => {
   const c = loadCase('lora-resadapter');
@@ -25,7 +66,7 @@ describe('adapter stacks', () => {
   // Stand-ins for a second norm source: the ResAdapter's norms, shifted.
   const otherNorms = new Map([...ra.norms].map(([k, v]) => [k, Float32Array.from(v, (x) => x * 0.5 + 0.25)]));
 
-  it('mergeAdapters is computePatchedWeights bit for bit, with and without cached products', () => {
+  it('mergeAdapters (and its async form, small patches) is computePatchedWeights bit for bit, with and without cached products', async () => {
     const stack: AdapterApplication[] = [
       { patches: ra.patches, norms: ra.norms, strength: 0.7, normStrength: 0.5 },
       { patches: peft, strength: 1 },
@@ -38,6 +79,7 @@ describe('adapter stacks', () => {
     expectSameMaps(mergeAdapters(lookup, stack, cache), want);
     expect(cache.hits).toBeGreaterThan(0);
     expectSameMaps(mergeAdapters(lookup, stack, new LoraProductCache(0)), want);
+    expectSameMaps(await mergeAdaptersAsync(lookup, stack, new LoraProductCache(0)), want);
   });
 
   it('stacks in order: ResAdapter + LCM-style LoRA + style LoRA, later norms win', async () => {

@@ -50,19 +50,26 @@ export function writeDemoControlNet(path: string, arch: UnetArch, seed: number, 
   });
 }
 
-/** A kohya LoRA on every attention projection and feed-forward layer, as LCM-LoRAs are. */
-export function writeDemoLcmLora(path: string, arch: UnetArch, seed: number, metadata: Record<string, string>): void {
+/**
+ * A kohya LoRA, random. `attention` (the demo's): the attention projections and feed-forward layers; `all`: every
+ * linear and conv of the UNet's blocks as the released LCM-LoRAs have (resnets, attention, resamplers, time
+ * embedding), conv LoRAs as a k×k down and a 1×1 up.
+ */
+export function writeDemoLcmLora(path: string, arch: UnetArch, seed: number, metadata: Record<string, string>, opts: { rank?: number; layers?: 'attention' | 'all' } = {}): void {
   const shapes = unetKeyShapes(arch);
-  const rank = 4;
+  const rank = opts.rank ?? 4;
+  const pick = opts.layers === 'all' ? /(attentions|resnets|samplers)\.|^time_embedding\./ : /attn[12]\.to_(q|k|v|out\.0)$|ff\.net\.(0\.proj|2)$/;
   const tensors: Record<string, TensorToWrite> = {};
   for (const [diffusers, ldm] of unetDiffusersModulesToLdm(arch)) {
-    if (!/attn[12]\.to_(q|k|v|out\.0)$|ff\.net\.(0\.proj|2)$/.test(diffusers)) continue;
+    if (!pick.test(diffusers)) continue;
     const shape = shapes.get(`model.diffusion_model.${ldm}.weight`);
-    if (!shape || shape.length !== 2) continue;
+    if (!shape || (shape.length !== 2 && shape.length !== 4)) continue;
     const [out, inF] = shape as [number, number];
+    const k = shape.length === 4 ? shape.slice(2) : [];
+    const fanIn = inF * (k.length ? k[0]! * k[1]! : 1);
     const kohya = `lora_unet_${diffusers.replace(/\./g, '_')}`;
-    tensors[`${kohya}.lora_down.weight`] = { dtype: 'F16', shape: [rank, inF], data: randomFor(`${kohya}.down`, seed).fillNormal(new Float32Array(rank * inF), 0, 1 / Math.sqrt(inF)) };
-    tensors[`${kohya}.lora_up.weight`] = { dtype: 'F16', shape: [out, rank], data: randomFor(`${kohya}.up`, seed).fillNormal(new Float32Array(out * rank), 0, 0.2 / Math.sqrt(rank)) };
+    tensors[`${kohya}.lora_down.weight`] = { dtype: 'F16', shape: [rank, inF, ...k], data: randomFor(`${kohya}.down`, seed).fillNormal(new Float32Array(rank * fanIn), 0, 1 / Math.sqrt(fanIn)) };
+    tensors[`${kohya}.lora_up.weight`] = { dtype: 'F16', shape: k.length ? [out, rank, 1, 1] : [out, rank], data: randomFor(`${kohya}.up`, seed).fillNormal(new Float32Array(out * rank), 0, 0.2 / Math.sqrt(rank)) };
     tensors[`${kohya}.alpha`] = { dtype: 'F32', shape: [], data: [rank] };
   }
   mkdirSync(dirname(path), { recursive: true });

@@ -1,4 +1,4 @@
-import { compileGraph, releaseSession, type CompiledSession, type TensorData } from '../../graph/session.js';
+import { compileGraph, isCompiled, releaseSession, type CompiledSession, type TensorData } from '../../graph/session.js';
 import { ownSession } from '../session-owners.js';
 import type { WeightSet } from '../weights.js';
 import type { UnetConfig } from './config.js';
@@ -115,6 +115,11 @@ export class UnetModel {
       }
     }).catch(() => this.sessions.delete(key));
     return s;
+  }
+
+  /** Whether the plain session is compiled already (here or in the disk cache): a first call reads no weight. */
+  plainSessionReady(): boolean {
+    return this.sessions.has('plain') || this.sessions.has('control') || isCompiled(buildUnetGraph(this.weights, this.config, { withControl: false, overridable: this.overridable }), { role: 'unet', ...this.precisionOption() });
   }
 
   private precisionOption(): { precision?: Precision } {

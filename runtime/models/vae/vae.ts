@@ -1,5 +1,6 @@
 import type { Graph } from '../../graph/ir.js';
 import { compileGraph, releaseSession, type CompiledSession, type CompileOptions, type TensorData } from '../../graph/session.js';
+import type { Precision } from '../../graph/precision.js';
 import { SafetensorsFile } from '../../safetensors/reader.js';
 import { WeightSet } from '../weights.js';
 import { detectVaePrefix, inferVaeConfig, type VaeConfig } from './config.js';
@@ -68,6 +69,11 @@ export class Vae {
     const decoder = buildDecoderGraph(ws, cfg);
     const encoder = cfg.hasEncoder ? buildEncoderGraph(ws, cfg) : undefined;
     return new Vae(ws, cfg, opts.scaleFactor ?? SD1_SCALE_FACTOR, decoder, encoder, opts.compile ?? {});
+  }
+
+  /** The same VAE (weights and graphs shared) compiling its sessions at `precision` (a loader's weight_dtype). */
+  withPrecision(precision: Precision): Vae {
+    return new Vae(this.weights, this.config, this.scaleFactor, this.decoderGraph, this.encoderGraph, { ...this.compileOptions, precision });
   }
 
   /** Image pixels per latent pixel (8 for SD VAEs). */
