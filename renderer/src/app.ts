@@ -152,7 +152,7 @@ export class EditorApp {
 
   async loadDefault(undoable = true): Promise<void> {
     try {
-      this.loadWorkflow(await this.api.defaultWorkflow(), 'load default workflow', 'resadapter-txt2img', undoable);
+      this.loadWorkflow(await this.api.defaultWorkflow(), 'load default workflow', 'shapes-resadapter-256', undoable);
     } catch (e) {
       toast(`No default workflow: ${(e as Error).message}`, 'error');
     }

@@ -6,7 +6,9 @@ import type { EditorWorkflow } from '../workflow/editor-schema.js';
 import { HttpError } from './http.js';
 
 /** Tried in order for the editor's first open; the ResAdapter txt2img graph is the intended default. */
-export const DEFAULT_WORKFLOW_FILES = ['resadapter-txt2img-512.json', 'default.json'];
+// The editor opens on ResFlow Shapes: a model that draws something recognisable (the SD1.5 examples name the
+// random demo model, whose pictures are noise).
+export const DEFAULT_WORKFLOW_FILES = ['shapes-resadapter-256.json', 'resadapter-txt2img-512.json', 'default.json'];
 
 const NAME = /^[\w][\w.-]{0,120}\.json$/;
 

@@ -3,6 +3,7 @@ import { DEMO_CHECKPOINT, DEMO_CONTROLNET, DEMO_INPUT_IMAGE, DEMO_LCM_LORA, DEMO
 import { DEMO_SDXL_CHECKPOINT, DEMO_SDXL_RESADAPTER } from '../models/synthetic/demo-sdxl.js';
 import { DEMO_SDXL_REFINER_CHECKPOINT } from '../models/synthetic/demo-sdxl-refiner.js';
 import { trainResAdapterWorkflow } from '../training/workflow.js';
+import { SHAPES_CHECKPOINT, SHAPES_RESADAPTER } from '../shapes/arch.js';
 
 /**
  * The shareable example workflows, written as API prompts and saved in editor format under workflows/.
@@ -73,9 +74,28 @@ function sdxlCommon(width: number, height: number): ApiPrompt {
 
 /** Text-to-image at one size, the plain model and the ResAdapter model side by side from one checkpoint. */
 export function sideBySide(width: number, height: number, s: SamplerSettings = DEFAULTS, family: 'sd1' | 'sdxl' = 'sd1'): ApiPrompt {
-  const tag = `${family === 'sdxl' ? 'sdxl-' : ''}resadapter-${width}x${height}`;
+  return paired(family === 'sdxl' ? sdxlCommon(width, height) : common(), width, height, s, `${family === 'sdxl' ? 'sdxl-' : ''}resadapter-${width}x${height}`);
+}
+
+/**
+ * The editor's opening graph: ResFlow Shapes (the model this project trains, 128² only) at twice its size,
+ * without and with its ResAdapter: the base draws the object twice or breaks it, the adapter draws it once.
+ */
+export function shapesSideBySide(width = 256, height = 256): ApiPrompt {
+  const head: ApiPrompt = {
+    '1': n('CheckpointLoaderSimple', { ckpt_name: SHAPES_CHECKPOINT }, 'Load Checkpoint (ResFlow Shapes)'),
+    '2': n('LoadResAdapter', { resadapter_name: SHAPES_RESADAPTER }),
+    '3': n('ApplyResAdapter', { model: ['1', 0], resadapter: ['2', 0], alpha: 1, norm_strength: 1 }),
+    '4': n('CLIPTextEncode', { text: 'a red circle on a blue background', clip: ['1', 1] }, 'Positive prompt'),
+    '5': n('CLIPTextEncode', { text: '', clip: ['1', 1] }, 'Negative prompt'),
+  };
+  return paired(head, width, height, { steps: 20, cfg: 4, sampler: 'euler', scheduler: 'normal', seed: 1 }, `shapes-${width}x${height}`);
+}
+
+/** Ids 6..14 after a loader/adapter/prompts head (ids 1..5): two samplers, two decodes, a labelled grid. */
+function paired(head: ApiPrompt, width: number, height: number, s: SamplerSettings, tag: string): ApiPrompt {
   return {
-    ...(family === 'sdxl' ? sdxlCommon(width, height) : common()),
+    ...head,
     '6': n('EmptyLatentImage', { width, height, batch_size: 1 }),
     '7': { ...ksampler(['1', 0], ['6', 0], s), _meta: { title: 'KSampler (base model)' } } as Node,
     '8': { ...ksampler(['3', 0], ['6', 0], s), _meta: { title: 'KSampler (with ResAdapter)' } } as Node,
@@ -181,9 +201,13 @@ export function sdxlRefinerTwoStage(width = 1024, height = 1024, steps = 25, swi
   };
 }
 
-/** File name → prompt, for every example in workflows/. The first is the main (demo, default) workflow. */
+/**
+ * File name → prompt, for every example in workflows/. The first (Shapes) is the editor's opening graph;
+ * DEFAULT_WORKFLOW is the main SD1.5 example, which tests run on the demo model.
+ */
 export function exampleWorkflows(): Record<string, ApiPrompt> {
   return {
+    'shapes-resadapter-256.json': shapesSideBySide(),
     'resadapter-txt2img-512.json': sideBySide(512, 512),
     'resadapter-txt2img-256.json': sideBySide(256, 256),
     'resadapter-txt2img-1024.json': sideBySide(1024, 1024),

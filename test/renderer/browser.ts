@@ -7,6 +7,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { createCoreRegistry } from '../../nodes/core/index.js';
 import { createRuntimeEnv, type RuntimeEnv } from '../../nodes/env.js';
 import { ensureDemoModels } from '../../runtime/models/synthetic/demo.js';
+import { ensureShapesModel } from '../../runtime/shapes/provision.js';
 import { startServer, type RunningServer } from '../../runtime/server/index.js';
 
 export const CHROMIUM = process.env.RESFLOW_CHROMIUM ?? '/usr/bin/chromium';
@@ -29,6 +30,7 @@ export async function openEditor(viewport = { width: 1920, height: 1080 }): Prom
   const dir = mkdtempSync(join(tmpdir(), 'resflow-e2e-'));
   const env = createRuntimeEnv({ dataDir: dir });
   ensureDemoModels(env.folders.modelsDir);
+  ensureShapesModel(env.folders.modelsDir);
   const server = await startServer({ env, registry: createCoreRegistry(env), port: 0, log: () => {} });
   const browser = await chromium.launch({
     executablePath: CHROMIUM,

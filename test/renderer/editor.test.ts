@@ -191,7 +191,7 @@ describe('editor in Chromium', () => {
   });
 
   it('loads the workflow embedded in a dropped PNG', async () => {
-    const dir = join(h.env.outputDir, 'resadapter-512x512');
+    const dir = join(h.env.outputDir, 'shapes-256x256');
     const grid = readdirSync(dir).find((f) => f.startsWith('grid_'))!;
     // Empty the canvas first so the drop visibly brings the graph back.
     const corner = await page.locator('#graph').boundingBox();

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDemoModels } from '../../runtime/models/synthetic/demo.js';
+import { ensureShapesModel } from '../../runtime/shapes/provision.js';
 import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
 import { parseEditorWorkflow } from '../../runtime/workflow/editor-schema.js';
 import { editorToApi } from '../../runtime/workflow/editor-to-api.js';
@@ -15,6 +16,7 @@ let socket: Awaited<ReturnType<typeof connectWs>>;
 beforeAll(async () => {
   t = await startTestServer();
   ensureDemoModels(t.env.folders.modelsDir);
+  ensureShapesModel(t.env.folders.modelsDir);
   const workflow = (await getJson(`${t.url}/api/workflows/default`)).body;
   demo = editorToApi(parseEditorWorkflow(workflow).data!, t.registry).prompt;
   for (const node of Object.values(demo)) {

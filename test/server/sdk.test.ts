@@ -2,6 +2,7 @@ import { CallWrapper, ComfyApi, PromptBuilder } from '@saintno/comfyui-sdk';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDemoModels } from '../../runtime/models/synthetic/demo.js';
+import { ensureShapesModel } from '../../runtime/shapes/provision.js';
 import { parseEditorWorkflow } from '../../runtime/workflow/editor-schema.js';
 import { editorToApi } from '../../runtime/workflow/editor-to-api.js';
 import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
@@ -19,6 +20,7 @@ let demo: ApiPrompt;
 beforeAll(async () => {
   t = await startTestServer();
   ensureDemoModels(t.env.folders.modelsDir);
+  ensureShapesModel(t.env.folders.modelsDir);
   const workflow = (await getJson(`${t.url}/api/workflows/default`)).body;
   demo = editorToApi(parseEditorWorkflow(workflow).data!, t.registry).prompt;
   api = new ComfyApi(t.url, 'sdk-client');
@@ -44,7 +46,7 @@ describe('@saintno/comfyui-sdk against ResFlow', () => {
     expect(await api.getCheckpoints()).toContain('resflow-demo-sd15.safetensors');
   });
 
-  it('queues the demo ResAdapter workflow and receives its images, progress and previews', async () => {
+  it('queues the default (Shapes) ResAdapter workflow and receives its images, progress and previews', async () => {
     const latent = nodeOf(demo, 'EmptyLatentImage');
     const samplers = Object.keys(demo).filter((k) => demo[k].class_type === 'KSampler');
     const grid = nodeOf(demo, 'SaveImage', /grid/);
@@ -70,7 +72,7 @@ describe('@saintno/comfyui-sdk against ResFlow', () => {
         .run();
     });
     expect(result.images).toHaveLength(1);
-    expect(result.images[0]).toMatchObject({ type: 'output', subfolder: expect.stringMatching(/^resadapter-/) });
+    expect(result.images[0]).toMatchObject({ type: 'output', subfolder: expect.stringMatching(/^shapes-/) });
     expect(progress.length).toBeGreaterThanOrEqual(3);
     expect(previews).toBeGreaterThan(0);
     const res = await fetch(api.getPathImage(result.images[0]));
