@@ -11,6 +11,7 @@ import { SafetensorsFile } from '../../runtime/safetensors/index.js';
 import type { ModelFolder } from '../../runtime/config/model-folders.js';
 import type { RuntimeEnv } from '../env.js';
 import type { NodeSpec } from '../spec.js';
+import { addLora } from './clip-value.js';
 import { familyNodes, type LoadedFamilyId } from './families.js';
 import type { ClipValue, ModelValue } from './types.js';
 import { EmbeddingLibrary } from '../../runtime/text/embeddings.js';
@@ -104,7 +105,7 @@ export function loaderNodes(env: RuntimeEnv): NodeSpec[] {
         const m = model as ModelValue;
         const c = clip as ClipValue;
         const path = env.folders.resolve('loras', String(lora_name));
-        return familyNodes(c.family).addLora(m, c, path, { name: String(lora_name), model: Number(strength_model), clip: Number(strength_clip) });
+        return addLora(m, c, path, { name: String(lora_name), model: Number(strength_model), clip: Number(strength_clip) });
       },
     },
     {

@@ -5,7 +5,8 @@ import type { Vae } from '../../runtime/models/vae/index.js';
 import type { RuntimeEnv } from '../env.js';
 import type { FloatInputSpec, NodeSpec } from '../spec.js';
 import { nextImagePath } from './image-nodes.js';
-import { familyNodes } from './families.js';
+import { modelFamily } from '../../runtime/models/families/registry.js';
+import { checkpointText, mergeClip } from './clip-value.js';
 import type { ClipValue, ModelValue } from './types.js';
 
 const RATIO: FloatInputSpec = { type: 'FLOAT', default: 1.0, min: 0, max: 1, step: 0.01 };
@@ -34,7 +35,7 @@ async function mergeClipValues(node: string, a: unknown, b: unknown, rule: Merge
   const tag = JSON.stringify([node, widgets]);
   if (c1.family !== c2.family) throw new Error(`${node}: cannot merge a ${c1.family.toUpperCase()} text encoder with a ${c2.family.toUpperCase()} one`);
   try {
-    return [await familyNodes(c1.family).mergeClip(c1, c2, rule, tag)];
+    return [await mergeClip(c1, c2, rule, tag)];
   } catch (e) {
     throw new Error(`${node}: ${(e as Error).message}`);
   }
@@ -122,14 +123,8 @@ export function mergeNodes(env: RuntimeEnv): NodeSpec[] {
         const meta: Record<string, string> = Object.fromEntries(Object.entries(m.unet.base.weights.file.metadata).filter(([k]) => k.startsWith('resflow.')));
         if (prompt) meta.prompt = JSON.stringify(prompt);
         for (const [k, v] of Object.entries((extra_pnginfo as Record<string, unknown> | null) ?? {})) meta[k] = JSON.stringify(v);
-        const fam = familyNodes(c.family);
-        let text;
-        try {
-          text = fam.checkpointText(c);
-        } catch (e) {
-          throw new Error(`CheckpointSave: ${(e as Error).message}`);
-        }
-        const { prefixes } = fam.family;
+        const text = checkpointText(c);
+        const { prefixes } = modelFamily(c.family);
         saveCheckpoint(file, [{ weights: m.unet.base.weights, overrides: m.unet.overrides(), prefix: prefixes.unet }, ...text, { weights: (vae as Vae).weights, prefix: prefixes.vae }], meta);
         return { ui: {} };
       },
