@@ -60,8 +60,23 @@ const refiner: FamilyNodes = {
   samplerModel: (model, positive, negative, latentShape) => refinerSamplerModel(model, positive, negative, latentShape),
 };
 
-const FAMILY_NODES: Record<LoadedFamilyId, FamilyNodes> = { sd1, sdxl, 'sdxl-refiner': refiner };
+const FAMILY_NODES = new Map<string, FamilyNodes>([sd1, sdxl, refiner].map((f) => [f.family.id, f]));
+
+/**
+ * Binds a family's loader, text encoding and sampler model for the nodes (its descriptor goes to
+ * registerModelFamily); returns the call that removes the binding again.
+ */
+export function registerFamilyNodes(nodes: FamilyNodes): () => void {
+  const id = nodes.family.id;
+  if (FAMILY_NODES.has(id)) throw new Error(`model family "${id}" has node bindings already`);
+  FAMILY_NODES.set(id, nodes);
+  return () => {
+    if (FAMILY_NODES.get(id) === nodes) FAMILY_NODES.delete(id);
+  };
+}
 
 export function familyNodes(id: LoadedFamilyId): FamilyNodes {
-  return FAMILY_NODES[id];
+  const nodes = FAMILY_NODES.get(id);
+  if (!nodes) throw new Error(`no nodes are bound to model family "${id}"`);
+  return nodes;
 }
