@@ -21,12 +21,11 @@ export async function loadRefinerCheckpoint(path: string, folders: ModelFolders)
 }
 
 /** The refiner's text conditioning: SDXL's tokenizer, only bigG encodes (penultimate, no final LN). */
-export async function encodeRefinerText(c: ClipValue, text: string, values?: Partial<RefinerAdmValues>): Promise<ConditioningValue> {
+export async function encodeRefinerText(c: ClipValue, text: string): Promise<ConditioningValue> {
   // SDXLTokenizer parses for both encoders (a missing embedding warns twice, as in ComfyUI); bigG alone encodes.
   const tokens = tokenizeSdxl(c.tokenizer, text, text, sdxlEmbeddingOptions(c.embeddings));
   const r = await openClipEncoder(c, 'clip_g').encodeTokens(tokens.g.tokens, tokens.g.weights, { clipSkip: c.clipSkip, ...vectorOptions(tokens.g, c.embeddings ? { onWarning: c.embeddings.warn } : {}) });
   const out: ConditioningValue = { context: r.cond, contextShape: r.condDims, pooled: r.pooled, pooledShape: [1, r.pooled.length] };
-  if (values) out.refiner = { ...values };
   return out;
 }
 

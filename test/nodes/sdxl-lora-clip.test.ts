@@ -87,4 +87,18 @@ describe('LoraLoader on SDXL applies the text-encoder part to both encoders (Com
     for (let i = 0; i < a.context.length; i++) diff = Math.max(diff, Math.abs(a.context[i]! - b.context[i]!));
     expect(diff).toBeGreaterThan(1e-3);
   });
+
+  it("CLIPMergeSimple takes clip2's LoRA with its weights (ratio 0 = clip2 as patched)", async () => {
+    const [, withLora] = (await run(registry, 'LoraLoader', { model, clip, lora_name: LORA, strength_model: 1, strength_clip: 1 })) as [ModelValue, ClipValue];
+    const [merged] = (await run(registry, 'CLIPMergeSimple', { clip1: clip, clip2: withLora, ratio: 0 })) as [ClipValue];
+    expect(merged.encoders.some((e) => e.encoder.isPatched)).toBe(false);
+    const text = 'a photo of a cat';
+    const [a] = (await run(registry, 'CLIPTextEncode', { clip: merged, text })) as [ConditioningValue];
+    const [b] = (await run(registry, 'CLIPTextEncode', { clip: withLora, text })) as [ConditioningValue];
+    const [c] = (await run(registry, 'CLIPTextEncode', { clip, text })) as [ConditioningValue];
+    const tol = { atol: 1e-4, rtol: 1e-4 };
+    expect(closeness(a.context, b.context, tol).pass).toBe(true);
+    expect(closeness(a.pooled!, b.pooled!, tol).pass).toBe(true);
+    expect(closeness(a.context, c.context, tol).pass).toBe(false);
+  });
 });
