@@ -57,8 +57,10 @@ function expectClose(actual: ArrayLike<number>, expected: Float32Array, atol: nu
 describe('SDXL refiner through the nodes (ComfyUI numbers from conformance-sdxl-next)', () => {
   let registry: NodeRegistry;
   let refiner: [ModelValue, ClipValue, unknown];
+  let env: ReturnType<typeof createRuntimeEnv>;
   beforeAll(async () => {
-    registry = createCoreRegistry(createRuntimeEnv({ dataDir: dataDir() }));
+    env = createRuntimeEnv({ dataDir: dataDir() });
+    registry = createCoreRegistry(env);
     refiner = (await run(registry, 'CheckpointLoaderSimple', { ckpt_name: REFINER })) as [ModelValue, ClipValue, unknown];
   });
 
@@ -90,6 +92,14 @@ describe('SDXL refiner through the nodes (ComfyUI numbers from conformance-sdxl-
       /^CLIPTextEncodeSDXLRefiner needs the CLIP of an SDXL refiner checkpoint .*this is the CLIP of an SDXL checkpoint/,
     );
     await expect(run(registry, 'CLIPMergeSimple', { clip1: clip, clip2: baseClip, ratio: 0.5 })).rejects.toThrow(/^CLIPMergeSimple: cannot merge/);
+    // CheckpointSave writes the refiner's own layout: every key of the loaded file, same values.
+    await run(registry, 'CheckpointSave', { model: refiner[0], clip: merged, vae: refiner[2], filename_prefix: 'checkpoints/refiner' });
+    const saved = SafetensorsFile.open(join(env.outputDir, 'checkpoints', 'refiner_00001_.safetensors'));
+    const original = SafetensorsFile.open(join(NEXT, 'models', REFINER));
+    expect([...saved.keys()].sort()).toEqual([...original.keys()].sort());
+    for (const k of ['conditioner.embedders.0.model.ln_final.weight', 'model.diffusion_model.label_emb.0.0.weight', 'first_stage_model.decoder.conv_in.weight']) {
+      expectClose(saved.readFloat32(k), original.readFloat32(k), 1e-6, 1e-6);
+    }
     await expect(run(registry, 'DiffControlNetLoader', { model: baseModel, control_net_name: 'any.safetensors' })).rejects.toThrow(
       /^DiffControlNetLoader: SDXL models have no diff ControlNet layout \(diff ControlNets exist for SD1\.x models\)/,
     );
