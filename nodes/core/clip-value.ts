@@ -1,16 +1,15 @@
 /**
  * What every family's CLIP does alike: built from the family's encoder list, patched by LoRA, stopped at a
- * layer, merged, saved and given its embeddings, the same way for one encoder or two. Only text encoding
- * (how the encoders' outputs combine into conditioning) is the family's own (families.ts).
+ * layer, merged and saved, the same way for one encoder or two. Only text encoding (how the encoders'
+ * outputs and the embeddings combine into conditioning) is the family's own (families.ts).
  */
 import { MODEL_FAMILIES, modelFamily, type ModelFamily } from '../../runtime/models/families/registry.js';
 import type { TextEncoderSpec } from '../../runtime/models/families/types.js';
 import type { SavePart } from '../../runtime/pipeline/checkpoint-save.js';
 import type { MergeRule } from '../../runtime/pipeline/model-merge.js';
-import { PatchedClip } from '../../runtime/pipeline/patched-model.js';
-import { PatchedOpenClip } from '../../runtime/pipeline/patched-text.js';
 import { loadLoraForModels } from '../../runtime/pipeline/adapter-loaders.js';
-import { splitPatches } from '../../runtime/pipeline/patched-model.js';
+import { PatchedClip, splitPatches } from '../../runtime/pipeline/patched-model.js';
+import { PatchedOpenClip } from '../../runtime/pipeline/patched-text.js';
 import { mergeTextEncoder, parseLoraFor, withTextLora, type PatchedTextEncoder } from '../../runtime/pipeline/text-encoders.js';
 import type { ClipTokenizer } from '../../runtime/text/index.js';
 import type { ClipValue, ModelValue } from './types.js';
