@@ -6,7 +6,8 @@ import { windowsWithVectors } from '../../runtime/models/text-common/inserted-ve
 import { mapEntries } from '../../runtime/sampling/cond-entries.js';
 import type { NodeSpec } from '../spec.js';
 import { familyNodes } from './families.js';
-import type { ClipValue, ConditioningValue, Sd1ClipValue } from './types.js';
+import { clipEncoder, withLastLayer } from './clip-value.js';
+import type { ClipValue, ConditioningValue } from './types.js';
 
 /**
  * ComfyUI's CLIPTextEncode for any family: an SDXL CLIP encodes the text with both encoders and keeps bigG's
@@ -17,12 +18,13 @@ export async function encodeText(c: ClipValue, text: string): Promise<Conditioni
 }
 
 /** SD1.x: text → windows of token ids and weights → the encoder's context. */
-export async function encodeSd1Text(c: Sd1ClipValue, text: string): Promise<ConditioningValue> {
+export async function encodeSd1Text(c: ClipValue, text: string): Promise<ConditioningValue> {
   const emb = c.embeddings?.forEncoder('clip_l');
   const warn = c.embeddings?.warn;
   const windows = tokenizeWithWeights(c.tokenizer, text, emb && warn ? { embeddings: emb.lookup, onWarning: warn } : {});
   const w = windowsWithVectors(windows, emb?.vector);
-  const r = await c.clip.encodeTokens(w.tokens, w.weights, w.vectors && warn ? { vectors: w.vectors, onWarning: warn } : {});
+  const clipSkip = { clipSkip: c.clipSkip };
+  const r = await clipEncoder(c, 'clip_l').encodeTokens(w.tokens, w.weights, w.vectors && warn ? { ...clipSkip, vectors: w.vectors, onWarning: warn } : clipSkip);
   return { context: r.cond, contextShape: r.condDims, pooled: r.pooled };
 }
 
@@ -61,8 +63,7 @@ export function conditioningNodes(): NodeSpec[] {
       inputs: { required: { clip: { type: 'CLIP' }, stop_at_clip_layer: { type: 'INT', default: -1, min: -24, max: -1, step: 1 } } },
       outputs: [{ type: 'CLIP' }],
       execute({ clip, stop_at_clip_layer }) {
-        const c = clip as ClipValue;
-        return [familyNodes(c.family).setLastLayer(c, -Number(stop_at_clip_layer))];
+        return [withLastLayer(clip as ClipValue, -Number(stop_at_clip_layer))];
       },
     },
     {

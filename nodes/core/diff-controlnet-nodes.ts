@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import { loadDiffControlNet } from '../../runtime/pipeline/diff-controlnet.js';
 import type { RuntimeEnv } from '../env.js';
 import type { NodeSpec } from '../spec.js';
+import { MODEL_FAMILIES, modelFamily } from '../../runtime/models/families/registry.js';
 import type { ModelValue } from './types.js';
 
 export function diffControlNetNodes(env: RuntimeEnv): NodeSpec[] {
@@ -22,7 +23,11 @@ export function diffControlNetNodes(env: RuntimeEnv): NodeSpec[] {
       },
       execute: async ({ model, control_net_name }) => {
         const m = model as ModelValue;
-        if (m.family !== 'sd1') throw new Error('DiffControlNetLoader: ControlNets are supported on SD1.x models only so far');
+        const family = modelFamily(m.family);
+        if (!family.controlNet.supported || !family.controlNet.diffLayout) {
+          const withDiff = MODEL_FAMILIES.filter((f) => f.loadable && f.controlNet.supported && f.controlNet.diffLayout).map((f) => f.label);
+          throw new Error(`DiffControlNetLoader: ${family.label} models have no diff ControlNet layout (diff ControlNets exist for ${withDiff.join(', ')} models)`);
+        }
         return [await loadDiffControlNet(env.folders.resolve('controlnet', String(control_net_name)), m.unet)];
       },
     },

@@ -12,6 +12,7 @@ import { SafetensorsFile } from '../../runtime/safetensors/index.js';
 import type { ModelFolder } from '../../runtime/config/model-folders.js';
 import type { RuntimeEnv } from '../env.js';
 import type { NodeSpec } from '../spec.js';
+import { addLora } from './clip-value.js';
 import { familyNodes, type LoadedFamilyId } from './families.js';
 import type { ClipValue, ModelValue } from './types.js';
 import { EmbeddingLibrary } from '../../runtime/text/embeddings.js';
@@ -106,7 +107,7 @@ export function loaderNodes(env: RuntimeEnv): NodeSpec[] {
         const m = model as ModelValue;
         const c = clip as ClipValue;
         const path = env.folders.resolve('loras', String(lora_name));
-        const [m2, c2] = familyNodes(c.family).addLora(m, c, path, { name: String(lora_name), model: Number(strength_model), clip: Number(strength_clip) });
+        const [m2, c2] = addLora(m, c, path, { name: String(lora_name), model: Number(strength_model), clip: Number(strength_clip) });
         // Merged here (large products on ORT's threads; baked in int8) rather than in the sampler's setup.
         return [{ ...m2, unet: await settleAdapters(m2.unet) }, c2];
       },

@@ -5,21 +5,19 @@ import type { Vae } from '../../runtime/models/vae/index.js';
 import type { RuntimeEnv } from '../env.js';
 import type { FloatInputSpec, NodeSpec } from '../spec.js';
 import { nextImagePath } from './image-nodes.js';
-import { familyNodes } from './families.js';
+import { modelFamily, type ModelFamilyId } from '../../runtime/models/families/registry.js';
+import { checkpointText, mergeClip } from './clip-value.js';
 import type { ClipValue, ModelValue } from './types.js';
 
 const RATIO: FloatInputSpec = { type: 'FLOAT', default: 1.0, min: 0, max: 1, step: 0.01 };
 const MULTIPLIER: FloatInputSpec = { type: 'FLOAT', default: 1.0, min: -10, max: 10, step: 0.01 };
 
-/** ModelMergeSDXL's per-block ratios, in ComfyUI's order (the first one is the fallback for unmatched keys). */
-const SDXL_BLOCKS = [
-  'time_embed.',
-  'label_emb.',
-  ...Array.from({ length: 9 }, (_, i) => `input_blocks.${i}.`),
-  ...Array.from({ length: 3 }, (_, i) => `middle_block.${i}.`),
-  ...Array.from({ length: 9 }, (_, i) => `output_blocks.${i}.`),
-  'out.',
-];
+/** A family's ModelMerge<Family> blocks, from its descriptor (ComfyUI's order; the first is the fallback). */
+function familyMergeBlocks(id: ModelFamilyId): string[] {
+  const f = modelFamily(id);
+  if (!f.mergeBlocks) throw new Error(`${f.label} describes no per-block merge`);
+  return [...f.mergeBlocks];
+}
 
 function mergeModels(node: string, a: unknown, b: unknown, rule: MergeRule, widgets: Record<string, unknown>): [ModelValue] {
   const m1 = a as ModelValue;
@@ -34,7 +32,7 @@ async function mergeClipValues(node: string, a: unknown, b: unknown, rule: Merge
   const tag = JSON.stringify([node, widgets]);
   if (c1.family !== c2.family) throw new Error(`${node}: cannot merge a ${c1.family.toUpperCase()} text encoder with a ${c2.family.toUpperCase()} one`);
   try {
-    return [await familyNodes(c1.family).mergeClip(c1, c2, rule, tag)];
+    return [await mergeClip(c1, c2, rule, tag)];
   } catch (e) {
     throw new Error(`${node}: ${(e as Error).message}`);
   }
@@ -63,7 +61,7 @@ export function mergeNodes(env: RuntimeEnv): NodeSpec[] {
       execute: ({ model1, model2, ratio }) => mergeModels('ModelMergeSimple', model1, model2, simpleRule(Number(ratio)), { ratio }),
     },
     blockNode('ModelMergeBlocks', ['input', 'middle', 'out'], 'ModelMergeSimple with one ratio for the input blocks, the middle block and the output blocks.'),
-    blockNode('ModelMergeSDXL', SDXL_BLOCKS, 'ModelMergeSimple with one ratio per SDXL UNet block.'),
+    blockNode('ModelMergeSDXL', familyMergeBlocks('sdxl'), 'ModelMergeSimple with one ratio per SDXL UNet block.'),
     {
       name: 'ModelMergeAdd',
       category: 'advanced/model_merging',
@@ -122,14 +120,8 @@ export function mergeNodes(env: RuntimeEnv): NodeSpec[] {
         const meta: Record<string, string> = Object.fromEntries(Object.entries(m.unet.base.weights.file.metadata).filter(([k]) => k.startsWith('resflow.')));
         if (prompt) meta.prompt = JSON.stringify(prompt);
         for (const [k, v] of Object.entries((extra_pnginfo as Record<string, unknown> | null) ?? {})) meta[k] = JSON.stringify(v);
-        const fam = familyNodes(c.family);
-        let text;
-        try {
-          text = fam.checkpointText(c);
-        } catch (e) {
-          throw new Error(`CheckpointSave: ${(e as Error).message}`);
-        }
-        const { prefixes } = fam.family;
+        const text = checkpointText(c);
+        const { prefixes } = modelFamily(c.family);
         saveCheckpoint(file, [{ weights: m.unet.base.weights, overrides: m.unet.overrides(), prefix: prefixes.unet }, ...text, { weights: (vae as Vae).weights, prefix: prefixes.vae }], meta);
         return { ui: {} };
       },

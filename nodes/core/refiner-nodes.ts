@@ -10,25 +10,22 @@ import type { EpsModel } from '../../runtime/sampling/types.js';
 import type { ModelFolders } from '../../runtime/config/model-folders.js';
 import type { NodeSpec } from '../spec.js';
 import { MAX_RESOLUTION } from './latent-nodes.js';
-import type { ClipValue, ConditioningValue, ModelValue, RefinerClipValue } from './types.js';
+import { clipValueOf, openClipEncoder, requireAdmIds } from './clip-value.js';
+import { familyNodes } from './families.js';
+import type { ClipValue, ConditioningValue, ModelValue } from './types.js';
 
 /** CheckpointLoaderSimple's three outputs for an SDXL refiner file. */
-export async function loadRefinerCheckpoint(path: string, folders: ModelFolders): Promise<[ModelValue, RefinerClipValue, Vae]> {
+export async function loadRefinerCheckpoint(path: string, folders: ModelFolders): Promise<[ModelValue, ClipValue, Vae]> {
   const m = await loadRefiner(path, folders);
-  return [
-    { family: 'sdxl-refiner', unet: PatchedUnet.of(m.unet), sampling: m.sampling },
-    { family: 'sdxl-refiner', clipG: PatchedOpenClip.of(m.clipG), tokenizer: m.tokenizer, clipSkip: SDXL_REFINER_FAMILY.conditioning.defaultClipSkip },
-    m.vae,
-  ];
+  return [{ family: 'sdxl-refiner', unet: PatchedUnet.of(m.unet), sampling: m.sampling }, clipValueOf(SDXL_REFINER_FAMILY, [PatchedOpenClip.of(m.clipG)], m.tokenizer), m.vae];
 }
 
 /** The refiner's text conditioning: SDXL's tokenizer, only bigG encodes (penultimate, no final LN). */
-export async function encodeRefinerText(c: RefinerClipValue, text: string, values?: Partial<RefinerAdmValues>): Promise<ConditioningValue> {
+export async function encodeRefinerText(c: ClipValue, text: string): Promise<ConditioningValue> {
   // SDXLTokenizer parses for both encoders (a missing embedding warns twice, as in ComfyUI); bigG alone encodes.
   const tokens = tokenizeSdxl(c.tokenizer, text, text, sdxlEmbeddingOptions(c.embeddings));
-  const r = await c.clipG.encodeTokens(tokens.g.tokens, tokens.g.weights, { clipSkip: c.clipSkip, ...vectorOptions(tokens.g, c.embeddings ? { onWarning: c.embeddings.warn } : {}) });
+  const r = await openClipEncoder(c, 'clip_g').encodeTokens(tokens.g.tokens, tokens.g.weights, { clipSkip: c.clipSkip, ...vectorOptions(tokens.g, c.embeddings ? { onWarning: c.embeddings.warn } : {}) });
   const out: ConditioningValue = { context: r.cond, contextShape: r.condDims, pooled: r.pooled, pooledShape: [1, r.pooled.length] };
-  if (values) out.refiner = { ...values };
   return out;
 }
 
@@ -66,8 +63,10 @@ export function refinerNodes(): NodeSpec[] {
       outputs: [{ type: 'CONDITIONING' }],
       async execute(i) {
         const c = i.clip as ClipValue;
-        if (c.family !== 'sdxl-refiner') throw new Error('CLIPTextEncodeSDXLRefiner needs the CLIP of an SDXL refiner checkpoint');
-        return [await encodeRefinerText(c, String(i.text), { aestheticScore: Number(i.ascore), width: Number(i.width), height: Number(i.height) })];
+        requireAdmIds('CLIPTextEncodeSDXLRefiner', c, ['aestheticScore', 'width', 'height']);
+        // The family encodes the prompt as CLIPTextEncode does; the node's values go along for the sampler's y.
+        const cond = await familyNodes(c.family).encodeText(c, String(i.text));
+        return [{ ...cond, refiner: { aestheticScore: Number(i.ascore), width: Number(i.width), height: Number(i.height) } }];
       },
     },
   ];

@@ -1,17 +1,20 @@
-import type { SdxlSizes } from '../../runtime/models/sdxl/adm.js';
+import { SIZE_IDS, type SdxlSizes } from '../../runtime/models/sdxl/adm.js';
 import { SDXL_FAMILY } from '../../runtime/models/families/sdxl/index.js';
-import { tokenizeSdxl, type SdxlEmbeddings } from '../../runtime/models/sdxl/conditioning.js';
+import { SdxlTextEncoder, tokenizeSdxl, type SdxlEmbeddings } from '../../runtime/models/sdxl/conditioning.js';
+import type { ClipTextEncoder } from '../../runtime/models/clip/index.js';
+import type { OpenClipTextEncoder } from '../../runtime/models/openclip/index.js';
 import type { EmbeddingLibrary } from '../../runtime/text/embeddings.js';
 import { sdxlAdmProvider, type SdxlConditioning } from '../../runtime/models/sdxl/sampling.js';
 import type { Vae } from '../../runtime/models/vae/index.js';
 import { PatchedUnet } from '../../runtime/pipeline/patched-model.js';
-import { encodePatchedSdxl } from '../../runtime/pipeline/patched-text.js';
+import { encodePatchedSdxl, patchedSdxlText } from '../../runtime/pipeline/patched-text.js';
 import { loadSdxl, type SdxlArchOverrides } from '../../runtime/pipeline/sdxl-loader.js';
 import type { EpsModel } from '../../runtime/sampling/types.js';
 import type { ModelFolders } from '../../runtime/config/model-folders.js';
 import type { NodeSpec } from '../spec.js';
 import { MAX_RESOLUTION } from './latent-nodes.js';
-import type { ClipValue, ConditioningValue, ModelValue, SdxlClipValue } from './types.js';
+import { clipEncoder, clipValueOf, openClipEncoder, requireAdmIds } from './clip-value.js';
+import type { ClipValue, ConditioningValue, ModelValue } from './types.js';
 
 /** SDXL's side of the core nodes: what CheckpointLoaderSimple, CLIPTextEncode and KSampler dispatch to. */
 
@@ -21,23 +24,44 @@ export function sdxlEmbeddingOptions(lib: EmbeddingLibrary | undefined): { sdxlE
 }
 
 /** CheckpointLoaderSimple's three outputs for an SDXL file. */
-export async function loadSdxlCheckpoint(path: string, folders: ModelFolders, overrides: SdxlArchOverrides = {}): Promise<[ModelValue, SdxlClipValue, Vae]> {
+export async function loadSdxlCheckpoint(path: string, folders: ModelFolders, overrides: SdxlArchOverrides = {}): Promise<[ModelValue, ClipValue, Vae]> {
   const m = await loadSdxl(path, folders, overrides);
-  return [
-    { family: 'sdxl', unet: PatchedUnet.of(m.unet), sampling: m.sampling },
-    { family: 'sdxl', text: m.text, tokenizer: m.tokenizer, clipSkip: SDXL_FAMILY.conditioning.defaultClipSkip },
-    m.vae,
-  ];
+  const p = patchedSdxlText(m.text);
+  rememberSdxlText(m.text);
+  return [{ family: 'sdxl', unet: PatchedUnet.of(m.unet), sampling: m.sampling }, clipValueOf(SDXL_FAMILY, [p.clipL, p.clipG], m.tokenizer), m.vae];
+}
+
+// The pair's unpatched encoder keeps the final-LN twins it builds for skips past the depth: one per base pair.
+const sdxlTexts = new WeakMap<ClipTextEncoder, WeakMap<OpenClipTextEncoder, SdxlTextEncoder>>();
+
+function rememberSdxlText(t: SdxlTextEncoder): void {
+  let byG = sdxlTexts.get(t.clipL);
+  if (!byG) sdxlTexts.set(t.clipL, (byG = new WeakMap()));
+  byG.set(t.clipG, t);
+}
+
+function sdxlTextOf(l: ClipTextEncoder, g: OpenClipTextEncoder): SdxlTextEncoder {
+  let byG = sdxlTexts.get(l);
+  if (!byG) sdxlTexts.set(l, (byG = new WeakMap()));
+  let t = byG.get(g);
+  if (!t) byG.set(g, (t = SdxlTextEncoder.of(l, g)));
+  return t;
 }
 
 /**
  * Both encoders on their own prompt (ComfyUI's SDXL tokenizer; one text for both in CLIPTextEncode). The
  * pooled output goes with the conditioning; sizes only when given, else the sampler takes the latent's.
  */
-export async function encodeSdxlText(c: SdxlClipValue, textG: string, textL = textG, sizes?: SdxlSizes): Promise<ConditioningValue> {
+export async function encodeSdxlText(c: ClipValue, textG: string, textL = textG, sizes?: SdxlSizes): Promise<ConditioningValue> {
+  const clipL = clipEncoder(c, 'clip_l');
+  const clipG = openClipEncoder(c, 'clip_g');
   const tokens = tokenizeSdxl(c.tokenizer, textG, textL, sdxlEmbeddingOptions(c.embeddings));
   const warn = c.embeddings ? { onWarning: c.embeddings.warn } : {};
-  const r = c.patched?.clipL.isPatched || c.patched?.clipG.isPatched ? await encodePatchedSdxl(c.patched, tokens, c.clipSkip, warn) : await c.text.encodeTokens(tokens, { clipSkip: c.clipSkip, ...warn });
+  const base = sdxlTextOf(clipL.base, clipG.base);
+  const r =
+    clipL.isPatched || clipG.isPatched
+      ? await encodePatchedSdxl({ base, clipL, clipG }, tokens, c.clipSkip, warn)
+      : await base.encodeTokens(tokens, { clipSkip: c.clipSkip, ...warn });
   const out: ConditioningValue = { context: r.context, contextShape: r.contextShape, pooled: r.pooled, pooledShape: r.pooledShape };
   if (sizes) out.sizes = { ...sizes };
   return out;
@@ -94,7 +118,7 @@ export function sdxlNodes(): NodeSpec[] {
       outputs: [{ type: 'CONDITIONING' }],
       async execute(i) {
         const c = i.clip as ClipValue;
-        if (c.family !== 'sdxl') throw new Error('CLIPTextEncodeSDXL needs the CLIP of an SDXL checkpoint; use CLIPTextEncode for this model');
+        requireAdmIds('CLIPTextEncodeSDXL', c, SIZE_IDS);
         const sizes: SdxlSizes = {
           width: Number(i.width),
           height: Number(i.height),

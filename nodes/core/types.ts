@@ -1,10 +1,10 @@
 import type { SdxlSizes } from '../../runtime/models/sdxl/adm.js';
-import type { SdxlTextEncoder } from '../../runtime/models/sdxl/conditioning.js';
+import type { TextEncoderSpec } from '../../runtime/models/families/types.js';
 import type { CfgFunction } from '../../runtime/sampling/guidance.js';
 import type { ModelSampling } from '../../runtime/sampling/model-sampling.js';
 import type { Conditioning, EpsModel, Latent } from '../../runtime/sampling/types.js';
-import type { PatchedClip, PatchedUnet } from '../../runtime/pipeline/patched-model.js';
-import type { PatchedOpenClip, PatchedSdxlText } from '../../runtime/pipeline/patched-text.js';
+import type { PatchedUnet } from '../../runtime/pipeline/patched-model.js';
+import type { PatchedTextEncoder } from '../../runtime/pipeline/text-encoders.js';
 import type { RefinerAdmValues } from '../../runtime/models/families/sdxl-refiner/index.js';
 import type { ClipTokenizer } from '../../runtime/text/index.js';
 import type { EmbeddingLibrary } from '../../runtime/text/embeddings.js';
@@ -37,39 +37,26 @@ export interface ModelValue {
   cfgFunction?: CfgFunction;
 }
 
-/** CLIP of an SD1.x checkpoint: the text encoder handle (adapters, clip skip) and its tokenizer. */
-export interface Sd1ClipValue {
-  family: 'sd1';
-  clip: PatchedClip;
-  tokenizer: ClipTokenizer;
-  /** The embeddings folders `embedding:name` is looked up in (set by the checkpoint loader); absent = plain text. */
-  embeddings?: EmbeddingLibrary;
+/** One text encoder of a CLIP: what the family says it is, and its handle with the LoRAs applied so far. */
+export interface ClipEncoderValue {
+  spec: TextEncoderSpec;
+  encoder: PatchedTextEncoder;
 }
 
-/** CLIP of an SDXL checkpoint: both encoders (CLIP-L + bigG), one tokenizer, the layer both stop at. */
-export interface SdxlClipValue {
-  family: 'sdxl';
-  text: SdxlTextEncoder;
+/**
+ * CLIP, the same shape for every family: the family it belongs to, its text encoders in the family's order
+ * (SD1.x: CLIP-L; SDXL: CLIP-L + bigG; refiner: bigG), one tokenizer, and the layer they all stop at.
+ * LoRA, CLIPSetLastLayer, merges and embeddings act on it alike; the family's encodeText combines the encoders.
+ */
+export interface ClipValue {
+  family: ModelValue['family'];
+  encoders: readonly ClipEncoderValue[];
   tokenizer: ClipTokenizer;
   /** The embeddings folders `embedding:name` is looked up in (set by the checkpoint loader); absent = plain text. */
   embeddings?: EmbeddingLibrary;
-  /** k of CLIPSetLastLayer(-k); SDXL's default is 2, the penultimate layer. */
-  clipSkip: number;
-  /** Both encoders with the text-encoder LoRAs applied so far (LoraLoader); absent = unpatched. */
-  patched?: PatchedSdxlText;
-}
-
-/** CLIP of an SDXL refiner: OpenCLIP bigG alone (SDXL's tokenizer, only the g list is encoded). */
-export interface RefinerClipValue {
-  family: 'sdxl-refiner';
-  clipG: PatchedOpenClip;
-  tokenizer: ClipTokenizer;
-  /** The embeddings folders `embedding:name` is looked up in (set by the checkpoint loader); absent = plain text. */
-  embeddings?: EmbeddingLibrary;
+  /** k of CLIPSetLastLayer(-k): 1 = last layer, 2 = penultimate (the family's default at load). */
   clipSkip: number;
 }
-
-export type ClipValue = Sd1ClipValue | SdxlClipValue | RefinerClipValue;
 
 /** CONDITIONING: the sampler's conditioning plus the pooled text embedding. */
 export interface ConditioningValue extends Conditioning {

@@ -116,7 +116,7 @@ interface EncoderLayout {
   naming: 'hf' | 'openclip';
 }
 
-let encoderLayouts: EncoderLayout[] | undefined;
+let encoderLayouts: { of: string; layouts: EncoderLayout[] } | undefined;
 
 /**
  * Where each slot's encoder lives in the checkpoint layouts we load, with how it is named there: every
@@ -124,14 +124,18 @@ let encoderLayouts: EncoderLayout[] | undefined;
  * `text_model.`, so a CLIP-layout prefix is cut there (SD1's older files lack that level). Built on first use.
  */
 function layouts(): EncoderLayout[] {
-  encoderLayouts ??= MODEL_FAMILIES.flatMap((f) =>
+  // Rebuilt when a family is registered or removed.
+  const of = MODEL_FAMILIES.map((f) => f.id).join();
+  if (encoderLayouts?.of === of) return encoderLayouts.layouts;
+  const built = MODEL_FAMILIES.flatMap((f) =>
     f.textEncoders.map((te, i): EncoderLayout => ({
       slot: i === 0 ? 'te1' : 'te2',
       prefix: te.layout === 'clip' ? te.prefix.replace(/text_model\.$/, '') : te.prefix,
       naming: te.layout === 'clip' ? 'hf' : 'openclip',
     })),
   );
-  return encoderLayouts;
+  encoderLayouts = { of, layouts: built };
+  return built;
 }
 
 const OPENCLIP_RENAMES: ReadonlyArray<[RegExp, string]> = [

@@ -6,7 +6,7 @@ import { DEMO_CHECKPOINT } from '../../runtime/models/synthetic/demo.js';
 import { writeSafetensors } from '../../runtime/safetensors/writer.js';
 import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
 import type { NodeContext } from '../../nodes/spec.js';
-import type { ConditioningValue, Sd1ClipValue } from '../../nodes/core/types.js';
+import type { ClipValue, ConditioningValue } from '../../nodes/core/types.js';
 import { demoRuntime, type TestRuntime, runValid } from './helpers.js';
 
 type Node = ApiPrompt[string];
@@ -18,16 +18,16 @@ const n = (class_type: string, inputs: Record<string, unknown>): Node => ({ clas
  */
 describe('CLIPTextEncode with embedding:name from models/embeddings', () => {
   let rt: TestRuntime;
-  let clip: Sd1ClipValue;
+  let clip: ClipValue;
   const ctx: NodeContext = { nodeId: 't', promptId: 't', signal: new AbortController().signal, progress() {}, log() {} };
   const exec = async (name: string, inputs: Record<string, unknown>) => (await rt.registry.require(name).spec.execute(inputs, ctx)) as unknown[];
   const encode = async (text: string) => Array.from(((await exec('CLIPTextEncode', { text, clip }))[0] as ConditioningValue).context);
 
   beforeAll(async () => {
     rt = await demoRuntime('resflow-embeddings-');
-    [, clip] = (await exec('CheckpointLoaderSimple', { ckpt_name: DEMO_CHECKPOINT })) as [unknown, Sd1ClipValue];
-    const table = clip.clip.base.weights.read(CLIP_KEYS.tokenEmbedding);
-    const D = clip.clip.base.config.hiddenSize;
+    [, clip] = (await exec('CheckpointLoaderSimple', { ckpt_name: DEMO_CHECKPOINT })) as [unknown, ClipValue];
+    const table = clip.encoders[0]!.encoder.base.weights.read(CLIP_KEYS.tokenEmbedding);
+    const D = clip.encoders[0]!.encoder.base.config.hiddenSize;
     const rows = (ids: number[]) => {
       const out = new Float32Array(ids.length * D);
       ids.forEach((id, i) => out.set(table.subarray(id * D, (id + 1) * D), i * D));

@@ -57,8 +57,10 @@ function expectClose(actual: ArrayLike<number>, expected: Float32Array, atol: nu
 describe('SDXL refiner through the nodes (ComfyUI numbers from conformance-sdxl-next)', () => {
   let registry: NodeRegistry;
   let refiner: [ModelValue, ClipValue, unknown];
+  let env: ReturnType<typeof createRuntimeEnv>;
   beforeAll(async () => {
-    registry = createCoreRegistry(createRuntimeEnv({ dataDir: dataDir() }));
+    env = createRuntimeEnv({ dataDir: dataDir() });
+    registry = createCoreRegistry(env);
     refiner = (await run(registry, 'CheckpointLoaderSimple', { ckpt_name: REFINER })) as [ModelValue, ClipValue, unknown];
   });
 
@@ -72,6 +74,35 @@ describe('SDXL refiner through the nodes (ComfyUI numbers from conformance-sdxl-
     expectClose(cond.pooled!, expected.readFloat32(`${c.name}/pooled`), 1e-4, 1e-4);
     expect(cond.refiner).toEqual({ aestheticScore: 6, width: 1024, height: 1024 });
     await expect(run(registry, 'CLIPTextEncodeSDXL', { clip: refiner[1], width: 1024, height: 1024, crop_w: 0, crop_h: 0, target_width: 1024, target_height: 1024, text_g: 'x', text_l: 'x' })).rejects.toThrow(/SDXL checkpoint/);
+  });
+
+  it('the one-encoder refiner CLIP merges like any other; family checks name the node and the family', async () => {
+    const clip = refiner[1];
+    const [merged] = (await run(registry, 'CLIPMergeSimple', { clip1: clip, clip2: clip, ratio: 0.3 })) as [ClipValue];
+    expect(merged.family).toBe('sdxl-refiner');
+    expect(merged.encoders.map((e) => e.spec.name)).toEqual(['clip_g']);
+    expect(merged.encoders[0]!.encoder).not.toBe(clip.encoders[0]!.encoder);
+    // 0.3·W + 0.7·W = W: the merged encoder conditions as the original does.
+    const [a] = (await run(registry, 'CLIPTextEncode', { clip: merged, text: 'a lighthouse at dusk' })) as [ConditioningValue];
+    const [b] = (await run(registry, 'CLIPTextEncode', { clip, text: 'a lighthouse at dusk' })) as [ConditioningValue];
+    expectClose(a.context, b.context, 1e-5, 1e-5);
+    expectClose(a.pooled!, b.pooled!, 1e-5, 1e-5);
+    const [baseModel, baseClip] = (await run(registry, 'CheckpointLoaderSimple', { ckpt_name: BASE })) as [ModelValue, ClipValue, unknown];
+    await expect(run(registry, 'CLIPTextEncodeSDXLRefiner', { clip: baseClip, ascore: 6, width: 1024, height: 1024, text: 'x' })).rejects.toThrow(
+      /^CLIPTextEncodeSDXLRefiner needs the CLIP of an SDXL refiner checkpoint .*this is the CLIP of an SDXL checkpoint/,
+    );
+    await expect(run(registry, 'CLIPMergeSimple', { clip1: clip, clip2: baseClip, ratio: 0.5 })).rejects.toThrow(/^CLIPMergeSimple: cannot merge/);
+    // CheckpointSave writes the refiner's own layout: every key of the loaded file, same values.
+    await run(registry, 'CheckpointSave', { model: refiner[0], clip: merged, vae: refiner[2], filename_prefix: 'checkpoints/refiner' });
+    const saved = SafetensorsFile.open(join(env.outputDir, 'checkpoints', 'refiner_00001_.safetensors'));
+    const original = SafetensorsFile.open(join(NEXT, 'models', REFINER));
+    expect([...saved.keys()].sort()).toEqual([...original.keys()].sort());
+    for (const k of ['conditioner.embedders.0.model.ln_final.weight', 'model.diffusion_model.label_emb.0.0.weight', 'first_stage_model.decoder.conv_in.weight']) {
+      expectClose(saved.readFloat32(k), original.readFloat32(k), 1e-6, 1e-6);
+    }
+    await expect(run(registry, 'DiffControlNetLoader', { model: baseModel, control_net_name: 'any.safetensors' })).rejects.toThrow(
+      /^DiffControlNetLoader: SDXL models have no diff ControlNet layout \(diff ControlNets exist for SD1\.x models\)/,
+    );
   });
 
   it("base -> refiner with two KSamplerAdvanced nodes reproduces ComfyUI's refiner example", async () => {

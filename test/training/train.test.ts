@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeText } from '../../nodes/core/conditioning-nodes.js';
 import type { ClipValue } from '../../nodes/core/types.js';
+import { clipValueOf } from '../../nodes/core/clip-value.js';
+import { modelFamily } from '../../runtime/models/families/registry.js';
 import { applyResAdapter } from '../../runtime/pipeline/adapter-loaders.js';
 import { PatchedClip, PatchedUnet } from '../../runtime/pipeline/patched-model.js';
 import { processLatentIn } from '../../runtime/sampling/model-sampling.js';
@@ -40,7 +42,7 @@ describe('ResAdapter training on the demo model', () => {
       onProblem: 'error',
       cacheDir: join(dm.dir, 'cache'),
     });
-    const clip: ClipValue = { family: 'sd1', clip: PatchedClip.of(dm.sd1.clip), tokenizer: dm.sd1.tokenizer };
+    const clip: ClipValue = clipValueOf(modelFamily('sd1'), [PatchedClip.of(dm.sd1.clip)], dm.sd1.tokenizer);
     const cache = await EncodeCache.create(join(dm.dir, 'cache'), {
       encodeImage: async (img) => {
         const z = await dm.sd1.vae.encode(img);

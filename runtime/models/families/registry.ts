@@ -10,7 +10,21 @@ import { SDXL_FAMILY } from './sdxl/index.js';
 import type { ModelFamily, ModelFamilyId } from './types.js';
 
 // The refiner before the base (both have bigG); SD1 last, as any LDM UNet without another family's encoders.
-export const MODEL_FAMILIES: readonly ModelFamily[] = [SDXL_REFINER_FAMILY, SDXL_FAMILY, SD2_FAMILY, SD1_FAMILY];
+const FAMILIES: ModelFamily[] = [SDXL_REFINER_FAMILY, SDXL_FAMILY, SD2_FAMILY, SD1_FAMILY];
+export const MODEL_FAMILIES: readonly ModelFamily[] = FAMILIES;
+
+/**
+ * Adds a family ahead of those registered so far in detection order (a more specific layout before the
+ * fallbacks); returns the call that removes it again.
+ */
+export function registerModelFamily(family: ModelFamily): () => void {
+  if (FAMILIES.some((f) => f.id === family.id)) throw new Error(`model family "${family.id}" is registered already`);
+  FAMILIES.unshift(family);
+  return () => {
+    const i = FAMILIES.indexOf(family);
+    if (i >= 0) FAMILIES.splice(i, 1);
+  };
+}
 
 export function modelFamily(id: ModelFamilyId): ModelFamily {
   const f = MODEL_FAMILIES.find((x) => x.id === id);

@@ -44,6 +44,11 @@ export interface ControlNetSpec {
   supported: boolean;
   /** Whether the ControlNet gets the UNet's y (its own label_emb). */
   takesY: boolean;
+  /**
+   * Whether "diff" ControlNets exist for this family: `control_model.` weights stored as differences to the
+   * family's UNet, which DiffControlNetLoader adds back (ComfyUI's diff layout).
+   */
+  diffLayout?: boolean;
 }
 
 export interface ResAdapterSpec {
@@ -80,6 +85,11 @@ export interface ModelFamily {
   /** Side of the square the family was trained at (MultiDiffusion's window 0, training base resolution). */
   nativeResolution: number;
   controlNet: ControlNetSpec;
+  /**
+   * UNet key prefixes (relative to the UNet prefix) that ComfyUI's ModelMerge node for this family gives a
+   * ratio each, in its order; the first is the fallback for keys no other matches. Absent: no such node.
+   */
+  mergeBlocks?: readonly string[];
   resAdapter: ResAdapterSpec;
   training: TrainingSpec;
 }

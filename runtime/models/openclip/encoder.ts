@@ -98,6 +98,11 @@ export class OpenClipTextEncoder {
     return buildOpenClipTextGraph(this.weights, this.config, { layerIndex: layer, layerNormIntermediate: this.layerNormIntermediate, debug, overridable: this.overridable, insertedVectors });
   }
 
+  /** The same encoder (config, special tokens, layer norm) over other weights: what a CLIP merge yields. */
+  withWeights(weights: WeightSet): Promise<OpenClipTextEncoder> {
+    return OpenClipTextEncoder.load(weights, { config: this.config, specialTokens: this.specialTokens, layerNormIntermediate: this.layerNormIntermediate });
+  }
+
   /** Whether a full checkpoint key can be replaced per run without compiling a new session. */
   isPatchable(fullKey: string): boolean {
     return fullKey.startsWith(this.weights.prefix) && this.overridable.has(fullKey.slice(this.weights.prefix.length));

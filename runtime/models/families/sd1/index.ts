@@ -18,7 +18,7 @@ export const SD1_FAMILY: ModelFamily = {
   latentFormat: SD15_LATENT_FORMAT,
   prediction: 'eps',
   nativeResolution: 512,
-  controlNet: { supported: true, takesY: false },
+  controlNet: { supported: true, takesY: false, diffLayout: true },
   resAdapter: { targets: resAdapterTargets, releasedMarker: 'sd1.5' },
   training: { supported: true },
 };

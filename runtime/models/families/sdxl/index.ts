@@ -24,6 +24,15 @@ export const SDXL_FAMILY: ModelFamily = {
   prediction: 'eps',
   nativeResolution: 1024,
   controlNet: { supported: true, takesY: true },
+  // ModelMergeSDXL's blocks: SDXL's 9 input, 3 middle and 9 output blocks between the embeddings and `out`.
+  mergeBlocks: [
+    'time_embed.',
+    'label_emb.',
+    ...Array.from({ length: 9 }, (_, i) => `input_blocks.${i}.`),
+    ...Array.from({ length: 3 }, (_, i) => `middle_block.${i}.`),
+    ...Array.from({ length: 9 }, (_, i) => `output_blocks.${i}.`),
+    'out.',
+  ],
   resAdapter: { targets: resAdapterTargets, releasedMarker: 'sdxl' },
   training: {
     supported: true,
