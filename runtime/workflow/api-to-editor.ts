@@ -15,6 +15,7 @@ const NODE_WIDTH = 320;
 const SLOT_HEIGHT = 22;
 const WIDGET_HEIGHT = 26;
 const TITLE_HEIGHT = 30;
+const TEXT_BOX_EXTRA = 54;
 
 interface PendingLink {
   from: string;
@@ -110,7 +111,9 @@ export function apiToEditor(prompt: ApiPrompt, registry: NodeRegistry, options: 
     }
 
     const rows = Math.max(inputs.length, outputs.length, 1);
-    const base = TITLE_HEIGHT + rows * SLOT_HEIGHT + values.length * WIDGET_HEIGHT;
+    // A multiline text box is drawn a few lines tall: without its room the next node in the column covers it.
+    const textBoxes = def ? def.inputs.filter((i) => i.widget && (i.spec as { multiline?: boolean }).multiline && !isLinkValue(apiNode.inputs[i.name])).length : 0;
+    const base = TITLE_HEIGHT + rows * SLOT_HEIGHT + values.length * WIDGET_HEIGHT + textBoxes * TEXT_BOX_EXTRA;
     // Output nodes grow to show their images once a run finishes: leave them that room from the start.
     const size: [number, number] = [NODE_WIDTH, def?.outputNode ? Math.max(base, IMAGE_NODE_HEIGHT) : base];
     const column = depth.get(id)!;
