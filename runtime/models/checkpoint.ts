@@ -1,8 +1,9 @@
 import { SafetensorsFile } from '../safetensors/reader.js';
-import { detectModelFamily } from './families/registry.js';
+import { MODEL_FAMILIES, detectModelFamily, type ModelFamilyId } from './families/registry.js';
 import { WeightSet } from './weights.js';
 
-export type ModelFamily = 'sd1' | 'sd2' | 'sdxl' | 'sdxl-refiner' | 'controlnet' | 'vae' | 'unknown';
+/** What a file holds: a registered diffusion family's id, or one of the other kinds of model file. */
+export type ModelFamily = ModelFamilyId | 'controlnet' | 'vae' | 'unknown';
 
 export class UnsupportedModelError extends Error {
   constructor(
@@ -40,15 +41,7 @@ export interface Sd1Checkpoint {
   clip: WeightSet;
 }
 
-const FAMILY_NAMES: Record<ModelFamily, string> = {
-  sd1: 'Stable Diffusion 1.x',
-  sd2: 'Stable Diffusion 2.x',
-  sdxl: 'SDXL',
-  'sdxl-refiner': 'SDXL refiner',
-  controlnet: 'a ControlNet',
-  vae: 'a standalone VAE',
-  unknown: 'an unrecognised model',
-};
+const OTHER_FILE_NAMES: Record<string, string> = { controlnet: 'a ControlNet', vae: 'a standalone VAE', unknown: 'an unrecognised model' };
 
 /**
  * Opens a single-file SD1.x checkpoint (F32/F16/BF16). Unknown extras (EMA weights, betas, position_ids...)
@@ -58,7 +51,8 @@ export function openSd1Checkpoint(path: string): Sd1Checkpoint {
   const file = SafetensorsFile.open(path);
   const family = detectFamily(file);
   if (family !== 'sd1') {
-    throw new UnsupportedModelError(path, family, `this is ${FAMILY_NAMES[family]} file, not a Stable Diffusion 1.x checkpoint${family === 'sd2' || family === 'sdxl' ? ' (not supported yet)' : ''}`);
+    const notLoadable = MODEL_FAMILIES.some((f) => f.id === family && !f.loadable);
+    throw new UnsupportedModelError(path, family, `this is ${familyName(family)} file, not a Stable Diffusion 1.x checkpoint${notLoadable ? ' (not supported yet)' : ''}`);
   }
   const clipPrefix = file.has(`${CLIP_SD1}final_layer_norm.weight`) ? CLIP_SD1 : CLIP_SD1_OLD;
   for (const [what, key] of [
@@ -70,6 +64,7 @@ export function openSd1Checkpoint(path: string): Sd1Checkpoint {
   return { path, file, unet: new WeightSet(file, UNET), vae: new WeightSet(file, VAE), clip: new WeightSet(file, clipPrefix) };
 }
 
+/** How messages name a file's kind: a registered family by its label, other model files by what they are. */
 export function familyName(f: ModelFamily): string {
-  return FAMILY_NAMES[f];
+  return OTHER_FILE_NAMES[f] ?? MODEL_FAMILIES.find((m) => m.id === f)?.label ?? f;
 }

@@ -13,7 +13,7 @@ import { demoRuntime, type TestRuntime } from './helpers.js';
  * common nodes (LoraLoader, CLIPSetLastLayer, CLIPTextEncode, KSampler, VAEDecode) and give
  * exactly the SD1.x numbers, while nodes that need another family's conditioning refuse it by name.
  */
-const ID = 'throwaway-test' as ModelFamilyId;
+const ID: ModelFamilyId = 'throwaway-test';
 
 describe('a model family added by registration alone', () => {
   let rt: TestRuntime;

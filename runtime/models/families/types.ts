@@ -7,7 +7,8 @@
 import type { LatentFormat } from '../../sampling/model-sampling.js';
 import type { WeightSet } from '../weights.js';
 
-export type ModelFamilyId = 'sd1' | 'sd2' | 'sdxl' | 'sdxl-refiner';
+// A family's folder name; families register themselves (registry.ts), so the id set is open.
+export type ModelFamilyId = string;
 
 /** One text encoder of a checkpoint. */
 export interface TextEncoderSpec {
