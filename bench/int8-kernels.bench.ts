@@ -3,7 +3,7 @@
  * against every integer route ORT offers (models written with our own ONNX encoder). Prints medians, the
  * speed-up over fp32 in the same run, and each kernel's relative RMS error against fp32.
  *
- *   npx tsx bench/int8-kernels.bench.ts [--reps 5] [--threads 2]
+ *   npx tsx bench/int8-kernels.bench.ts [--reps 5] [--threads 2] [--only gemm|conv] [--convs 128:128:512,256:256:256]
  */
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
@@ -12,7 +12,8 @@ import { quantizePerChannel } from '../runtime/graph/quantize.js';
 import { SeededRandom } from '../runtime/models/synthetic/generate.js';
 import { cpuIsa, median, reportLoad } from './lib.js';
 
-const { values } = parseArgs({ options: { reps: { type: 'string', default: '5' }, threads: { type: 'string', default: '2' }, only: { type: 'string' } } });
+// --convs C:O:H,... times 3×3 convs of those shapes instead of the UNet's two (e.g. the VAE decoder's 128:128:512).
+const { values } = parseArgs({ options: { reps: { type: 'string', default: '5' }, threads: { type: 'string', default: '2' }, only: { type: 'string' }, convs: { type: 'string' } } });
 const reps = Number(values.reps);
 const threads = Number(values.threads);
 const rng = new SeededRandom(7);
@@ -241,7 +242,7 @@ if (!values.only || values.only === 'gemm') {
   await gemm(2048, 1280, 5120);
 }
 if (!values.only || values.only === 'conv') {
-  await conv(1, 320, 320, 64);
-  await conv(1, 640, 640, 32);
+  const shapes = values.convs ? values.convs.split(',').map((t) => t.split(':').map(Number) as [number, number, number]) : [[320, 320, 64], [640, 640, 32]] as const;
+  for (const [c, o, h] of shapes) await conv(1, c, o, h);
 }
 reportLoad(log);
