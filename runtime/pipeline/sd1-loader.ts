@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { withPreviewFactors } from '../sampling/preview-factors.js';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ModelFolders } from '../config/model-folders.js';
@@ -69,5 +70,7 @@ export async function loadSd1(path: string, folders: ModelFolders): Promise<Sd1M
   const unet = new UnetModel(ck.unet, inferUnetConfig(ck.unet, {}, ck.file.metadata));
   const clip = await ClipTextEncoder.load(ck.clip, { specialTokens: { start: tokenizer.startId, end: tokenizer.endId, pad: tokenizer.padId } });
   const vae = await Vae.load(ck.file, { prefix: 'first_stage_model.' });
-  return { path, unet, clip, vae, tokenizer, sampling: new ModelSampling({ latentFormat: SD15_LATENT_FORMAT }) };
+  // A checkpoint with its own VAE may carry its own preview colours (ResFlow Shapes does).
+  const latentFormat = withPreviewFactors(SD15_LATENT_FORMAT, ck.file.metadata, path);
+  return { path, unet, clip, vae, tokenizer, sampling: new ModelSampling({ latentFormat }) };
 }

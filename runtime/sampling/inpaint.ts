@@ -137,7 +137,9 @@ function pixToPixConcat(inputs: ConcatInputs): (entry: Conditioning) => Float32A
     const l = entry.concatLatent;
     if (!l) return new Float32Array(B * C * H * W);
     const sized = l.shape[1] === C && l.shape[2] === H && l.shape[3] === W ? l.data : commonUpscale({ data: l.data, shape: l.shape }, W, H, 'bilinear', 'center').data;
-    const scaled = inputs.latentFormat === SD15_LATENT_FORMAT ? sized : processLatentIn(inputs.latentFormat, sized);
+    // SD1.x's latent space (by its scale and shift: a checkpoint may bring its own preview colours).
+    const sd1Space = inputs.latentFormat.scaleFactor === SD15_LATENT_FORMAT.scaleFactor && !inputs.latentFormat.shiftFactor;
+    const scaled = sd1Space ? sized : processLatentIn(inputs.latentFormat, sized);
     return repeatToBatch(scaled, l.shape[0], B);
   };
 }

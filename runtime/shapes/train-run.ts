@@ -16,6 +16,7 @@ import { WeightSet } from '../models/weights.js';
 import { SafetensorsFile } from '../safetensors/index.js';
 import { writeSafetensors, type TensorToWrite } from '../safetensors/writer.js';
 import { ModelSampling, SD15_LATENT_FORMAT } from '../sampling/model-sampling.js';
+import { fitPreviewFactors, PREVIEW_FACTORS_KEY } from '../sampling/preview-factors.js';
 import { ClipTokenizer } from '../text/index.js';
 import { tokenizeWithWeights } from '../text/prompt-weights.js';
 import { RECIPE_ADAMW } from '../training/adamw.js';
@@ -351,6 +352,34 @@ export class ShapesTraining {
     });
   }
 
+  /**
+   * The sampler's live preview colours for this VAE: a least-squares map from the cached latents to their scenes,
+   * pooled to latent resolution (SD1.5's built-in map shows this model in false colours).
+   */
+  private previewMetadata(): Record<string, string> {
+    if (!existsSync(this.cacheFile)) return {};
+    const f = SafetensorsFile.open(this.cacheFile);
+    const [total, channels, side] = f.info('latents').shape as [number, number, number];
+    const n = Math.min(total, 256);
+    const plane = side * side;
+    const latents = f.readFloat32('latents').subarray(0, n * channels * plane);
+    const images = new Float32Array(n * 3 * plane);
+    const px = SHAPES_BASE / side;
+    for (let i = 0; i < n; i++) {
+      const rgb = renderScene(sampleScene(this.cfg.seed, i), SHAPES_BASE, SHAPES_BASE);
+      for (let c = 0; c < 3; c++) {
+        for (let y = 0; y < side; y++) {
+          for (let x = 0; x < side; x++) {
+            let sum = 0;
+            for (let dy = 0; dy < px; dy++) for (let dx = 0; dx < px; dx++) sum += rgb[((y * px + dy) * SHAPES_BASE + x * px + dx) * 3 + c]!;
+            images[(i * 3 + c) * plane + y * side + x] = (2 * sum) / (255 * px * px) - 1;
+          }
+        }
+      }
+    }
+    return { [PREVIEW_FACTORS_KEY]: JSON.stringify(fitPreviewFactors(latents, images, n, channels)) };
+  }
+
   /** Writes the F16 checkpoint from the latest states (the UNet's may be mid-training). */
   exportTo(path: string): { unetStep: number } {
     const trained = new Map<string, Float32Array>();
@@ -369,6 +398,7 @@ export class ShapesTraining {
       'resflow.shapes.unet_steps': String(unet.state.step),
       'resflow.shapes.decoder_steps': String(decoder?.state.step ?? 0),
       'resflow.shapes.vae_latent_scale': vae.metadata['resflow.shapes.latent_scale'] ?? '',
+      ...this.previewMetadata(),
     });
     renameSync(tmp, path);
     return { unetStep: unet.state.step };
