@@ -4,10 +4,12 @@ import { homedir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Graph } from './ir.js';
-import { lowerToOnnx, type LowerOptions, type PlannedWeight, type WeightLayout } from './compile.js';
+import { lowerToOnnx, type LowerOptions, type PlannedWeight } from './compile.js';
 import { createOnDevice, deviceFor, portableLowering, type ModelRole } from './devices.js';
 import { encodeModel } from '../onnx/model.js';
-import { bakedBytes as bakedBytesOf, bakedTensors, fedTensors, type FedTensor } from './weight-tensors.js';
+import { bakedBytes as bakedBytesOf, laidOutTensors, tensorBytes, type LaidOutTensor } from './weight-tensors.js';
+
+export { applyLayout } from './weight-tensors.js';
 import { precisionFor } from './precision.js';
 import { enforceCacheBudget, pinCacheEntry, touchCacheEntry, unpinCacheEntry } from './disk-cache.js';
 
@@ -35,18 +37,6 @@ export function setSessionThreads(threads: number | undefined): void {
 
 export function defaultCacheDir(): string {
   return process.env.RESFLOW_CACHE_DIR ?? join(homedir(), '.cache', 'resflow');
-}
-
-/** Applies a weight layout to PyTorch-layout data. */
-export function applyLayout(data: Float32Array, layout: WeightLayout): Float32Array {
-  if (layout.kind !== 'transpose2d') return data;
-  const [inF, outF] = layout.dims as [number, number];
-  const t = new Float32Array(data.length);
-  for (let o = 0; o < outF; o++) {
-    const row = o * inF;
-    for (let i = 0; i < inF; i++) t[i * outF + o] = data[row + i]!;
-  }
-  return t;
 }
 
 /** Stable content hash of a graph: structure, weight identities (not their bytes) and constants. */
@@ -81,7 +71,7 @@ export class CompiledSession {
     readonly hash: string,
     readonly weights: PlannedWeight[],
     /** Laid-out base values of overridable weights, loaded when a run first needs one (not when overridden). */
-    private defaults: Map<string, FedTensor[]>,
+    private defaults: Map<string, LaidOutTensor[]>,
     readonly createSeconds: number,
     /** Bytes of weights the ORT session holds (what unloading it frees). */
     readonly weightBytes: number = 0,
@@ -89,7 +79,7 @@ export class CompiledSession {
     /** Called once the ORT state is freed (lets the disk cache evict this session's files again). */
     private readonly onUnload: () => void = () => {},
     /** Loads one overridable weight's default (laid out as the session feeds it). */
-    private readonly loadDefault: (w: PlannedWeight) => FedTensor[] = () => {
+    private readonly loadDefault: (w: PlannedWeight) => LaidOutTensor[] = () => {
       throw new Error('this session has no overridable weights');
     },
   ) {
@@ -143,12 +133,17 @@ export class CompiledSession {
 
   // Override arrays are immutable per adapter state, so their layout (a transpose, or int8 codes) is computed
   // once, not per step.
-  private layoutCache = new WeakMap<Float32Array, FedTensor[]>();
+  private layoutCache = new WeakMap<Float32Array, LaidOutTensor[]>();
 
-  private laidOut(data: Float32Array, w: PlannedWeight): FedTensor[] {
-    if (w.layout.kind === 'as_is' || w.layout.kind === 'channel_broadcast') return fedTensors(w, data);
+  private laidOut(data: Float32Array, w: PlannedWeight): LaidOutTensor[] {
     let t = this.layoutCache.get(data);
-    if (!t) this.layoutCache.set(data, (t = fedTensors(w, data)));
+    if (!t) this.layoutCache.set(data, (t = laidOutTensors(w, data)));
+    return t;
+  }
+
+  private baseValue(w: PlannedWeight): LaidOutTensor[] {
+    let t = this.defaults.get(w.onnxName);
+    if (!t) this.defaults.set(w.onnxName, (t = this.loadDefault(w)));
     return t;
   }
 
@@ -167,9 +162,7 @@ export class CompiledSession {
     for (const w of this.weights) {
       if (!w.overridable) continue;
       const over = overrides?.get(w.irName);
-      let base = over ? undefined : this.defaults.get(w.onnxName);
-      if (!over && !base) this.defaults.set(w.onnxName, (base = this.loadDefault(w)));
-      for (const t of over ? this.laidOut(over, w) : base!) {
+      for (const t of over ? this.laidOut(over, w) : this.baseValue(w)) {
         ortFeeds[t.name] = t.data instanceof Int8Array ? new ort.Tensor('int8', t.data, t.dims) : new ort.Tensor('float32', t.data, t.dims);
       }
     }
@@ -273,7 +266,7 @@ async function buildSession(graph: Graph, hash: string, opts: CompileOptions): P
   const t0 = performance.now();
   const lowered = lowerToOnnx(graph, opts);
   const byValue = new Map(graph.weights.map((w) => [w.value, w]));
-  const loadDefault = (w: PlannedWeight) => fedTensors(w, byValue.get(w.value)!.source.load());
+  const loadDefault = (w: PlannedWeight) => laidOutTensors(w, byValue.get(w.value)!.source.load());
   const baked = lowered.weights.filter((w) => !w.overridable);
   const bakedBytes = baked.reduce((s, w) => s + bakedBytesOf(w.layout), 0);
   const sessionOptions: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all' };
@@ -288,7 +281,10 @@ async function buildSession(graph: Graph, hash: string, opts: CompileOptions): P
     open = () => {
       const l = lowerToOnnx(graph, opts);
       for (const w of baked) {
-        for (const t of bakedTensors(w, byValue.get(w.value)!.source.load())) l.model.graph.initializers.push({ name: t.name, dataType: t.dataType, dims: t.dims, raw: t.bytes });
+        for (const t of laidOutTensors(w, byValue.get(w.value)!.source.load())) {
+          const { dataType, bytes } = tensorBytes(t);
+          l.model.graph.initializers.push({ name: t.name, dataType, dims: t.dims, raw: bytes });
+        }
       }
       return create(encodeModel(l.model));
     };
@@ -334,16 +330,16 @@ function writeExternalModel(
   const ALIGN = 4096;
   try {
     for (const w of baked) {
-      for (const t of bakedTensors(w, byValue.get(w.value)!.source.load())) {
+      for (const t of laidOutTensors(w, byValue.get(w.value)!.source.load())) {
+        const { dataType, bytes } = tensorBytes(t);
         const pad = (ALIGN - (offset % ALIGN)) % ALIGN;
         if (pad) {
           writeSync(fd, new Uint8Array(pad));
           offset += pad;
         }
-        const bytes = t.bytes;
         let done = 0;
         while (done < bytes.byteLength) done += writeSync(fd, bytes, done, bytes.byteLength - done);
-        lowered.model.graph.initializers.push({ name: t.name, dataType: t.dataType, dims: t.dims, external: { location: 'weights.bin', offset, length: bytes.byteLength } });
+        lowered.model.graph.initializers.push({ name: t.name, dataType, dims: t.dims, external: { location: 'weights.bin', offset, length: bytes.byteLength } });
         offset += bytes.byteLength;
       }
     }
