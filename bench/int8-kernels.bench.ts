@@ -8,7 +8,7 @@
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { encodeModel, OnnxType, type OnnxModel, type OnnxNode, type OnnxTensor } from '../runtime/onnx/model.js';
-import { quantizePerChannel } from '../runtime/graph/quantize.js';
+import { quantizePerChannel, relativeRms } from '../runtime/graph/quantize.js';
 import { SeededRandom } from '../runtime/models/synthetic/generate.js';
 import { cpuIsa, median, reportLoad } from './lib.js';
 
@@ -55,20 +55,11 @@ async function time(name: string, bytes: Uint8Array, x: Float32Array, xShape: nu
   }
   await s.release();
   const ms = median(ts);
-  const err = ref ? relRms(out, ref) : 0;
+  const err = ref ? relativeRms(out, ref) : 0;
   log(`  ${name.padEnd(44)} ${ms.toFixed(1).padStart(7)} ms  ${((flops / (ms / 1000)) / 1e9).toFixed(0).padStart(5)} GOP/s${ref ? `  rel RMS ${err.toExponential(2)}` : ''}`);
   return { ms, out };
 }
 
-function relRms(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 /** MatMulNBits block quantisation: per (column, block) absmax scale, unsigned codes with a fixed mid zero point. */
 function nbits(w: Float32Array, K: number, N: number, bits: 4 | 8, block: number): { packed: Uint8Array; scales: Float32Array; blobs: number } {

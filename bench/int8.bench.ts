@@ -8,15 +8,14 @@
  *
  *   npx tsx bench/int8.bench.ts [--size 512] [--steps 3] [--quality-size 256] [--euler 20]
  */
+import { relativeRms } from '../runtime/graph/quantize.js';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { GraphBuilder } from '../runtime/graph/builder.js';
 import { countFlops } from '../runtime/graph/flops.js';
 import type { Precision } from '../runtime/graph/precision.js';
-import { compileGraph } from '../runtime/graph/session.js';
 import { openSd1Checkpoint } from '../runtime/models/checkpoint.js';
 import { SeededRandom } from '../runtime/models/synthetic/generate.js';
 import { inferUnetConfig } from '../runtime/models/unet/config.js';
@@ -25,7 +24,7 @@ import { Vae } from '../runtime/models/vae/index.js';
 import { buildUnetGraph } from '../runtime/models/unet/unet.js';
 import { ModelSampling } from '../runtime/sampling/model-sampling.js';
 import { calculateSigmas } from '../runtime/sampling/schedulers.js';
-import { BENCH_CACHE, cpuIsa, ensureSd15Checkpoint, fmaPeakGflops, gib, median, peakRssBytes, reportLoad, timeIt } from './lib.js';
+import { BENCH_CACHE, cpuIsa, ensureSd15Checkpoint, fmaPeakGflops, gib, median, peakRssBytes, reportLoad, timeIt, ortMatmulYardstick } from './lib.js';
 
 const { values } = parseArgs({
   options: {
@@ -56,15 +55,6 @@ interface ChildResult {
 const f32File = (path: string) => new Float32Array(readFileSync(path).buffer.slice(0));
 const save = (path: string, a: Float32Array) => writeFileSync(path, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
 
-function relRms(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 /** One precision in this process: session build, timed steps, an Euler run; arrays go to files in `work`. */
 async function child(precision: Precision, work: string): Promise<void> {
@@ -123,7 +113,7 @@ async function vaeChild(work: string): Promise<void> {
     res[precision] = [];
     for (let i = 0; i < 2; i++) res[precision].push((await timeIt(() => vae.decodeRaw(z)))[1] / 1000);
   }
-  writeFileSync(join(work, 'vae.json'), JSON.stringify({ times: res, err: relRms(imgs.int8!, imgs.fp32!) }));
+  writeFileSync(join(work, 'vae.json'), JSON.stringify({ times: res, err: relativeRms(imgs.int8!, imgs.fp32!) }));
 }
 
 async function parent(): Promise<void> {
@@ -132,16 +122,7 @@ async function parent(): Promise<void> {
   const fma = fmaPeakGflops(2);
   log(`ISA: ${isa}`);
   log(`fp32 FMA peak (2 threads, same run): ${fma ? `${fma.toFixed(1)} GFLOP/s` : 'n/a (no C compiler)'}`);
-  const rng = new SeededRandom(3);
-  const mm = new GraphBuilder();
-  const a = mm.input('a', 'float32', [2048, 2048]);
-  mm.output('c', mm.matmul(a, mm.input('b', 'float32', [2048, 2048])));
-  const mmSession = await compileGraph(mm.graph);
-  const A = { data: rng.fillNormal(new Float32Array(2048 * 2048), 0, 1), dims: [2048, 2048] };
-  await mmSession.run({ a: A, b: A });
-  const mmTimes: number[] = [];
-  for (let i = 0; i < 5; i++) mmTimes.push((await timeIt(() => mmSession.run({ a: A, b: A })))[1]);
-  const mmGflops = (2 * 2048 ** 3) / (median(mmTimes) / 1000) / 1e9;
+  const { gflops: mmGflops } = await ortMatmulYardstick();
   log(`ORT fp32 MatMul 2048³: ${mmGflops.toFixed(1)} GFLOP/s${fma ? ` (${((100 * mmGflops) / fma).toFixed(0)}% of FMA peak)` : ''}`);
   const ckPath = ensureSd15Checkpoint(log);
 
@@ -181,12 +162,12 @@ async function parent(): Promise<void> {
   }
   const ratio = median(q.times) / median(f.times);
   log(`  int8 / fp32 step time: ${ratio.toFixed(2)} (target ≤ 0.55) ${ratio <= 0.55 ? 'OK' : 'MISS'}; int8 peak RSS ${gib(q.peakRss)} (target ≤ 1.6 GiB) ${q.peakRss <= 1.6 * 2 ** 30 ? 'OK' : 'MISS'}`);
-  log(`  eps relative RMS int8 vs fp32 at ${size}², t=500: ${relRms(f32File(join(work, 'int8-eps.bin')), f32File(join(work, 'fp32-eps.bin'))).toExponential(2)}`);
+  log(`  eps relative RMS int8 vs fp32 at ${size}², t=500: ${relativeRms(f32File(join(work, 'int8-eps.bin')), f32File(join(work, 'fp32-eps.bin'))).toExponential(2)}`);
   const per: number[] = [];
-  for (let i = 0; i < eulerSteps; i++) per.push(relRms(f32File(join(work, `int8-eps-${i}.bin`)), f32File(join(work, `traj-eps-${i}.bin`))));
+  for (let i = 0; i < eulerSteps; i++) per.push(relativeRms(f32File(join(work, `int8-eps-${i}.bin`)), f32File(join(work, `traj-eps-${i}.bin`))));
   log(`\nEuler ${eulerSteps} steps at ${qSize}² batch 2 (normal schedule, fixed noise and context):`);
   log(`  per-step eps relative RMS (int8 on the fp32 trajectory): mean ${(per.reduce((s, v) => s + v, 0) / per.length).toExponential(2)}, max ${Math.max(...per).toExponential(2)}  [${per.map((v) => v.toFixed(3)).join(' ')}]`);
-  log(`  final latent relative RMS (each on its own trajectory): ${relRms(f32File(join(work, 'int8-final.bin')), f32File(join(work, 'fp32-final.bin'))).toExponential(2)}`);
+  log(`  final latent relative RMS (each on its own trajectory): ${relativeRms(f32File(join(work, 'int8-final.bin')), f32File(join(work, 'fp32-final.bin'))).toExponential(2)}`);
   if (vae) {
     const [tf, tq] = [median(vae.times.fp32), median(vae.times.int8)];
     log(`\nVAE decode 512² batch 1: fp32 ${tf.toFixed(2)} s, int8 ${tq.toFixed(2)} s, ratio ${(tq / tf).toFixed(2)} (target ≤ 0.6); image relative RMS ${vae.err.toExponential(2)}`);

@@ -4,7 +4,9 @@ import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SD15_UNET } from '../runtime/adapters/arch-tables.js';
-import { writeSyntheticCheckpoint } from '../runtime/models/synthetic/generate.js';
+import { GraphBuilder } from '../runtime/graph/builder.js';
+import { compileGraph } from '../runtime/graph/session.js';
+import { SeededRandom, writeSyntheticCheckpoint } from '../runtime/models/synthetic/generate.js';
 import { SD15_CLIP, SD15_VAE, sd1CheckpointKeyShapes } from '../runtime/models/synthetic/tables.js';
 
 /** Shared bench plumbing: the full-size random checkpoint, medians, peak RSS, an idle check. */
@@ -101,4 +103,18 @@ export function fmaPeakGflops(threads: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** ORT's own fp32 dense throughput here (2048³ MatMul, median of 5): the same-run yardstick for our graphs. */
+export async function ortMatmulYardstick(): Promise<{ ms: number; gflops: number }> {
+  const mm = new GraphBuilder();
+  const a = mm.input('a', 'float32', [2048, 2048]);
+  mm.output('c', mm.matmul(a, a));
+  const session = await compileGraph(mm.graph);
+  const A = { data: new SeededRandom(11).fillNormal(new Float32Array(2048 * 2048), 0, 1), dims: [2048, 2048] };
+  await session.run({ a: A });
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) times.push((await timeIt(() => session.run({ a: A })))[1]);
+  const ms = median(times);
+  return { ms, gflops: (2 * 2048 ** 3) / (ms / 1000) / 1e9 };
 }

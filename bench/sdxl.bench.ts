@@ -7,14 +7,13 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { GraphBuilder } from '../runtime/graph/builder.js';
 import { countFlops } from '../runtime/graph/flops.js';
-import { compileGraph, releaseSession } from '../runtime/graph/session.js';
+import { releaseSession } from '../runtime/graph/session.js';
 import { openSdxlCheckpoint } from '../runtime/models/sdxl/index.js';
 import { UnetModel } from '../runtime/models/unet/model.js';
 import { buildUnetGraph } from '../runtime/models/unet/unet.js';
 import { SeededRandom } from '../runtime/models/synthetic/generate.js';
-import { BENCH_CACHE, ensureSdxlCheckpoint, gib, median, peakRssBytes, reportLoad, timeIt } from './lib.js';
+import { BENCH_CACHE, ensureSdxlCheckpoint, gib, median, peakRssBytes, reportLoad, timeIt, ortMatmulYardstick } from './lib.js';
 
 const { values } = parseArgs({ options: { size: { type: 'string', default: '1024' }, steps: { type: 'string', default: '2' } } });
 const size = Number(values.size);
@@ -28,15 +27,7 @@ reportLoad(log);
 const path = await ensureSdxlCheckpoint(log);
 const rng = new SeededRandom(5);
 
-const mm = new GraphBuilder();
-const a = mm.input('a', 'float32', [2048, 2048]);
-mm.output('c', mm.matmul(a, a));
-const mmSession = await compileGraph(mm.graph);
-const A = { data: rng.fillNormal(new Float32Array(2048 * 2048), 0, 1), dims: [2048, 2048] };
-await mmSession.run({ a: A });
-const mmTimes: number[] = [];
-for (let i = 0; i < 5; i++) mmTimes.push((await timeIt(() => mmSession.run({ a: A })))[1]);
-const mmGflops = (2 * 2048 ** 3) / (median(mmTimes) / 1000) / 1e9;
+const { gflops: mmGflops } = await ortMatmulYardstick();
 log(`ORT MatMul 2048³: ${mmGflops.toFixed(1)} GFLOP/s`);
 
 const ck = openSdxlCheckpoint(path);

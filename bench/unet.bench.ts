@@ -8,9 +8,8 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { GraphBuilder } from '../runtime/graph/builder.js';
 import { countFlops } from '../runtime/graph/flops.js';
-import { compileGraph, releaseSession } from '../runtime/graph/session.js';
+import { releaseSession } from '../runtime/graph/session.js';
 import { ClipTextEncoder } from '../runtime/models/clip/index.js';
 import { openSd1Checkpoint } from '../runtime/models/checkpoint.js';
 import { inferUnetConfig } from '../runtime/models/unet/config.js';
@@ -18,7 +17,7 @@ import { UnetModel } from '../runtime/models/unet/model.js';
 import { buildUnetGraph } from '../runtime/models/unet/unet.js';
 import { Vae } from '../runtime/models/vae/index.js';
 import { SeededRandom } from '../runtime/models/synthetic/generate.js';
-import { BENCH_CACHE, ensureSd15Checkpoint, gib, median, peakRssBytes, reportLoad, timeIt } from './lib.js';
+import { BENCH_CACHE, ensureSd15Checkpoint, gib, median, peakRssBytes, reportLoad, timeIt, ortMatmulYardstick } from './lib.js';
 
 const { values } = parseArgs({ options: { sizes: { type: 'string', default: '256,512,768' }, steps: { type: 'string', default: '3' } } });
 const sizes = values.sizes!.split(',').map(Number);
@@ -33,17 +32,8 @@ const ckptPath = ensureSd15Checkpoint(log);
 const rng = new SeededRandom(3);
 
 // ORT's own dense throughput on this machine: the yardstick for our graph.
-const mm = new GraphBuilder();
-const a = mm.input('a', 'float32', [2048, 2048]);
-const b = mm.input('b', 'float32', [2048, 2048]);
-mm.output('c', mm.matmul(a, b));
-const mmSession = await compileGraph(mm.graph);
-const A = { data: rng.fillNormal(new Float32Array(2048 * 2048), 0, 1), dims: [2048, 2048] };
-await mmSession.run({ a: A, b: A });
-const mmTimes: number[] = [];
-for (let i = 0; i < 5; i++) mmTimes.push((await timeIt(() => mmSession.run({ a: A, b: A })))[1]);
-const mmGflops = (2 * 2048 ** 3) / (median(mmTimes) / 1000) / 1e9;
-log(`ORT MatMul 2048³: ${median(mmTimes).toFixed(1)} ms → ${mmGflops.toFixed(1)} GFLOP/s`);
+const { ms: mmMs, gflops: mmGflops } = await ortMatmulYardstick();
+log(`ORT MatMul 2048³: ${mmMs.toFixed(1)} ms → ${mmGflops.toFixed(1)} GFLOP/s`);
 
 const ck = openSd1Checkpoint(ckptPath);
 const config = inferUnetConfig(ck.unet, {}, ck.file.metadata);

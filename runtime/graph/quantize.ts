@@ -36,3 +36,14 @@ export function dequantizePerChannel(q: QuantizedWeight, out: number, inner: num
   for (let o = 0; o < out; o++) for (let i = 0; i < inner; i++) w[o * inner + i] = q.data[o * inner + i]! * q.scales[o]!;
   return w;
 }
+
+/** ‖a − b‖ / ‖b‖: how the int8 figures (tests, benches, README) state an error against the fp32 result `b`. */
+export function relativeRms(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+}

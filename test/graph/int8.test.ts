@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../runtime/graph/builder.js';
 import { lowerToOnnx } from '../../runtime/graph/compile.js';
-import { dequantizePerChannel, quantizePerChannel } from '../../runtime/graph/quantize.js';
+import { dequantizePerChannel, quantizePerChannel, relativeRms } from '../../runtime/graph/quantize.js';
 import { compileGraph, graphHash, type TensorData } from '../../runtime/graph/session.js';
 import { SeededRandom } from '../../runtime/models/synthetic/generate.js';
 import { buildUnetGraph } from '../../runtime/models/unet/unet.js';
@@ -11,15 +11,6 @@ import { freshUnet, loadCase } from '../pipeline/helpers.js';
 
 const rng = new SeededRandom(11);
 
-function relRms(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 const src = (key: string, n: number, std: number) => {
   const data = rng.fillNormal(new Float32Array(n), 0, std);
@@ -96,12 +87,12 @@ describe('int8 lowering', () => {
     const ext = await (await compileGraph(build(), { precision: 'int8', inlineLimitBytes: 0, cacheDir: join(tmpdir(), `resflow-int8-test-${process.pid}`) })).run(feeds);
     expect(q.conv!.dims).toEqual([2, 4, 5, 4]);
     for (const name of ['conv', 'lin']) {
-      const e = relRms(q[name]!.data as Float32Array, ref[name]!.data as Float32Array);
+      const e = relativeRms(q[name]!.data as Float32Array, ref[name]!.data as Float32Array);
       expect(e).toBeGreaterThan(1e-4); // really quantised
       expect(e).toBeLessThan(0.03);
       expect(Array.from(ext[name]!.data as Float32Array)).toEqual(Array.from(q[name]!.data as Float32Array));
     }
-    expect(relRms(q.temb!.data as Float32Array, ref.temb!.data as Float32Array)).toBeLessThan(1e-6); // stayed fp32
+    expect(relativeRms(q.temb!.data as Float32Array, ref.temb!.data as Float32Array)).toBeLessThan(1e-6); // stayed fp32
   });
 });
 
@@ -134,7 +125,7 @@ describe('int8 with overridable (adapter-patched) weights', () => {
     const patched = await live.run(feeds, new Map([['down.weight', merged]]));
     expect(Array.from(asBase.y!.data as Float32Array)).toEqual(Array.from(bakedBase.y!.data as Float32Array));
     expect(Array.from(patched.y!.data as Float32Array)).toEqual(Array.from(bakedMerged.y!.data as Float32Array));
-    expect(relRms(patched.y!.data as Float32Array, asBase.y!.data as Float32Array)).toBeGreaterThan(0.5);
+    expect(relativeRms(patched.y!.data as Float32Array, asBase.y!.data as Float32Array)).toBeGreaterThan(0.5);
     // Defaults are held as codes (1 byte a weight plus scales), not fp32 copies.
     expect(live.defaultBytes).toBe(40 * 32 * 9 + 4 * 40 + 24 * 40 + 4 * 24);
   });
@@ -152,7 +143,7 @@ describe('int8 on the tiny conformance SD1.5 UNet', () => {
     const int8 = await (await compileGraph(graph(), { precision: 'int8' })).run(feeds);
     const r = c.check('eps', fp32.eps!.data as Float32Array);
     expect(r.pass, r.note).toBe(true);
-    const err = relRms(int8.eps!.data as Float32Array, fp32.eps!.data as Float32Array);
+    const err = relativeRms(int8.eps!.data as Float32Array, fp32.eps!.data as Float32Array);
     expect(err).toBeGreaterThan(1e-4);
     expect(err).toBeLessThan(0.12);
   });

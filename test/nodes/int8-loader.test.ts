@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { relativeRms } from '../../runtime/graph/quantize.js';
 import { DEMO_CHECKPOINT, DEMO_LCM_LORA, DEMO_RESADAPTER } from '../../runtime/models/synthetic/demo.js';
 import { loadLoraForModels } from '../../runtime/pipeline/adapter-loaders.js';
 import type { Vae } from '../../runtime/models/vae/index.js';
@@ -10,15 +11,6 @@ import type { NodeContext } from '../../nodes/spec.js';
 import type { LatentValue, ModelValue } from '../../nodes/core/types.js';
 import { demoRuntime, type TestRuntime } from './helpers.js';
 
-function relRms(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 describe('weight_dtype on the checkpoint loader, --precision and the config default', () => {
   let rt: TestRuntime;
@@ -47,15 +39,15 @@ describe('weight_dtype on the checkpoint loader, --precision and the config defa
     const int8 = await render('int8', false);
     expect(fp32.precision).toBeUndefined(); // ComfyUI workflows lack the widget: process default
     expect(int8.precision).toBe('int8');
-    const e = relRms(int8.samples, fp32.samples);
+    const e = relativeRms(int8.samples, fp32.samples);
     expect(e).toBeGreaterThan(1e-5);
     expect(e).toBeLessThan(0.02); // measured 0.0017 on the demo model after 3 Euler steps
     const fp32Ra = await render('fp32', true);
     const int8Ra = await render('int8', true);
-    expect(relRms(int8Ra.samples, fp32Ra.samples)).toBeLessThan(0.02);
+    expect(relativeRms(int8Ra.samples, fp32Ra.samples)).toBeLessThan(0.02);
     // The adapter's targets are graph inputs of the int8 model (codes quantised when fed), so it applies
     // without a rebuild and the int8 render follows it: closer to fp32 with the adapter than to fp32 without.
-    expect(relRms(int8Ra.samples, fp32Ra.samples)).toBeLessThan(relRms(int8Ra.samples, fp32.samples));
+    expect(relativeRms(int8Ra.samples, fp32Ra.samples)).toBeLessThan(relativeRms(int8Ra.samples, fp32.samples));
     await expect(exec('CheckpointLoaderSimple', { ckpt_name: DEMO_CHECKPOINT, weight_dtype: 'fp4' })).rejects.toThrow();
   });
 
@@ -76,7 +68,7 @@ describe('weight_dtype on the checkpoint loader, --precision and the config defa
     const a = await sample(baked, clip);
     const b = await sample({ ...(m8 as ModelValue), unet: live }, clip);
     expect(Array.from(a)).toEqual(Array.from(b));
-    expect(relRms(a, await sample(m8, clip))).toBeGreaterThan(1e-3); // the LoRA did something
+    expect(relativeRms(a, await sample(m8, clip))).toBeGreaterThan(1e-3); // the LoRA did something
     const [m32] = await exec('CheckpointLoaderSimple', { ckpt_name: DEMO_CHECKPOINT, weight_dtype: 'fp32' });
     const [liveFp32] = await exec('LoraLoaderModelOnly', { model: m32, lora_name: DEMO_LCM_LORA, strength_model: 0.8 });
     expect((liveFp32 as ModelValue).unet.adapters).toHaveLength(1);
@@ -85,8 +77,8 @@ describe('weight_dtype on the checkpoint loader, --precision and the config defa
     const z = { data: a, shape: [1, 4, 8, 8] as [number, number, number, number] };
     const d8 = (await (vae8 as Vae).decodeRaw(z)).data;
     const d32 = (await (vae32 as Vae).decodeRaw(z)).data;
-    expect(relRms(d8, d32)).toBeGreaterThan(1e-5);
-    expect(relRms(d8, d32)).toBeLessThan(0.1);
+    expect(relativeRms(d8, d32)).toBeGreaterThan(1e-5);
+    expect(relativeRms(d8, d32)).toBeLessThan(0.1);
   });
 
   it('takes --precision off any command line, and reads the config default', () => {
