@@ -1,28 +1,14 @@
 import { loadConfig } from '../config/model-folders.js';
 import { DEVICES, deviceSchema, setDevicePolicy, type Device } from '../graph/devices.js';
-import { CliUsageError } from './workflow-io.js';
+import { takeGlobalFlag } from './global-flag.js';
 
 /**
  * `--device` works on every command (run, serve, worker, conformance...), so it is taken off the arguments
  * before the command parses them. The config file's `device` / `deviceOverrides` apply first; the flag wins.
  */
 export function takeDeviceFlag(argv: readonly string[]): { argv: string[]; device?: Device } {
-  const rest: string[] = [];
-  let device: Device | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    let value: string | undefined;
-    if (a === '--device') value = argv[++i];
-    else if (a.startsWith('--device=')) value = a.slice('--device='.length);
-    else {
-      rest.push(a);
-      continue;
-    }
-    const parsed = deviceSchema.safeParse(value);
-    if (!parsed.success) throw new CliUsageError(`--device must be one of ${DEVICES.join(', ')}; got "${value ?? ''}"`);
-    device = parsed.data;
-  }
-  return device === undefined ? { argv: rest } : { argv: rest, device };
+  const r = takeGlobalFlag(argv, 'device', deviceSchema, DEVICES);
+  return r.value === undefined ? { argv: r.argv } : { argv: r.argv, device: r.value };
 }
 
 let flagged: Device | undefined;

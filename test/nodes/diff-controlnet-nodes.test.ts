@@ -4,9 +4,8 @@ import { DEMO_CHECKPOINT, DEMO_CONTROLNET, DEMO_INPUT_IMAGE } from '../../runtim
 import { SafetensorsFile } from '../../runtime/safetensors/index.js';
 import { writeSafetensors, type TensorToWrite } from '../../runtime/safetensors/writer.js';
 import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
-import type { NodeContext } from '../../nodes/spec.js';
 import type { LatentValue } from '../../nodes/core/types.js';
-import { demoRuntime, type TestRuntime, runValid } from './helpers.js';
+import { demoRuntime, type TestRuntime, runValid, execNode } from './helpers.js';
 
 type Node = ApiPrompt[string];
 const n = (class_type: string, inputs: Record<string, unknown>): Node => ({ class_type, inputs }) as Node;
@@ -18,8 +17,7 @@ const DIFF = 'demo-controlnet-diff.safetensors';
  */
 describe('DiffControlNetLoader through the executor', () => {
   let rt: TestRuntime;
-  const ctx: NodeContext = { nodeId: 't', promptId: 't', signal: new AbortController().signal, progress() {}, log() {} };
-  const exec = async (name: string, inputs: Record<string, unknown>) => (await rt.registry.require(name).spec.execute(inputs, ctx)) as unknown[];
+  const exec = (name: string, inputs: Record<string, unknown>) => execNode(rt.registry, name, inputs);
 
   beforeAll(async () => {
     rt = await demoRuntime('resflow-diffcn-');

@@ -5,9 +5,8 @@ import { CLIP_KEYS } from '../../runtime/models/clip/config.js';
 import { DEMO_CHECKPOINT } from '../../runtime/models/synthetic/demo.js';
 import { writeSafetensors } from '../../runtime/safetensors/writer.js';
 import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
-import type { NodeContext } from '../../nodes/spec.js';
 import type { ClipValue, ConditioningValue } from '../../nodes/core/types.js';
-import { demoRuntime, type TestRuntime, runValid } from './helpers.js';
+import { demoRuntime, type TestRuntime, runValid, execNode } from './helpers.js';
 
 type Node = ApiPrompt[string];
 const n = (class_type: string, inputs: Record<string, unknown>): Node => ({ class_type, inputs }) as Node;
@@ -19,8 +18,7 @@ const n = (class_type: string, inputs: Record<string, unknown>): Node => ({ clas
 describe('CLIPTextEncode with embedding:name from models/embeddings', () => {
   let rt: TestRuntime;
   let clip: ClipValue;
-  const ctx: NodeContext = { nodeId: 't', promptId: 't', signal: new AbortController().signal, progress() {}, log() {} };
-  const exec = async (name: string, inputs: Record<string, unknown>) => (await rt.registry.require(name).spec.execute(inputs, ctx)) as unknown[];
+  const exec = (name: string, inputs: Record<string, unknown>) => execNode(rt.registry, name, inputs);
   const encode = async (text: string) => Array.from(((await exec('CLIPTextEncode', { text, clip }))[0] as ConditioningValue).context);
 
   beforeAll(async () => {

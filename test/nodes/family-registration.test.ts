@@ -2,10 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { modelFamily, MODEL_FAMILIES, registerModelFamily, type ModelFamily, type ModelFamilyId } from '../../runtime/models/families/registry.js';
 import { DEMO_CHECKPOINT, DEMO_LCM_LORA } from '../../runtime/models/synthetic/demo.js';
 import type { Vae } from '../../runtime/models/vae/index.js';
-import type { NodeContext } from '../../nodes/spec.js';
 import { familyNodes, registerFamilyNodes, type LoadedFamilyId } from '../../nodes/core/families.js';
 import type { ClipValue, ConditioningValue, LatentValue, ModelValue } from '../../nodes/core/types.js';
-import { demoRuntime, type TestRuntime } from './helpers.js';
+import { demoRuntime, type TestRuntime, execNode } from './helpers.js';
 
 /**
  * Adding a model family = its descriptor + its node binding, registered; no node knows its name. A throwaway
@@ -17,8 +16,7 @@ const ID: ModelFamilyId = 'throwaway-test';
 
 describe('a model family added by registration alone', () => {
   let rt: TestRuntime;
-  const ctx: NodeContext = { nodeId: 't', promptId: 't', signal: new AbortController().signal, progress() {}, log() {} };
-  const exec = async (name: string, inputs: Record<string, unknown>) => (await rt.registry.require(name).spec.execute(inputs, ctx)) as unknown[];
+  const exec = (name: string, inputs: Record<string, unknown>) => execNode(rt.registry, name, inputs);
   const removals: Array<() => void> = [];
   let family: ModelFamily;
 

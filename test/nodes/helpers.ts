@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { createCoreRegistry } from '../../nodes/core/index.js';
 import { createRuntimeEnv, type RuntimeEnv } from '../../nodes/env.js';
 import type { NodeRegistry } from '../../nodes/registry.js';
-import type { NodeSpec } from '../../nodes/spec.js';
+import type { NodeContext, NodeSpec } from '../../nodes/spec.js';
 import { ensureDemoInput, ensureDemoModels } from '../../runtime/models/synthetic/demo.js';
 import { ensureShapesModel } from '../../runtime/shapes/provision.js';
 import { expect } from 'vitest';
@@ -92,4 +92,12 @@ export function captureNode(): { spec: NodeSpec; captured: Map<string, unknown> 
     },
   };
   return { spec, captured };
+}
+
+/** The context a unit test gives a node it executes directly, outside the executor. */
+export const TEST_CONTEXT: NodeContext = { nodeId: 't', promptId: 't', signal: new AbortController().signal, progress() {}, log() {} };
+
+/** Executes one node type directly with `inputs`, returning its outputs. */
+export async function execNode(registry: NodeRegistry, name: string, inputs: Record<string, unknown>): Promise<unknown[]> {
+  return (await registry.require(name).spec.execute(inputs, TEST_CONTEXT)) as unknown[];
 }

@@ -6,10 +6,9 @@ import { validatePrompt } from '../../runtime/executor/validate.js';
 import { readTorchObject } from '../../runtime/torchfile/torch-checkpoint.js';
 import { DEMO_CHECKPOINT } from '../../runtime/models/synthetic/demo.js';
 import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
-import type { NodeContext } from '../../nodes/spec.js';
 import type { LatentValue } from '../../nodes/core/types.js';
 import { shared } from '../adapters/helpers.js';
-import { demoRuntime, type TestRuntime } from './helpers.js';
+import { demoRuntime, type TestRuntime, execNode } from './helpers.js';
 import { callingPickle, storedZip } from './torch-zip-helpers.js';
 
 type Node = ApiPrompt[string];
@@ -17,8 +16,7 @@ const n = (class_type: string, inputs: Record<string, unknown>): Node => ({ clas
 
 describe('HypernetworkLoader through the executor', () => {
   let rt: TestRuntime;
-  const ctx: NodeContext = { nodeId: 't', promptId: 't', signal: new AbortController().signal, progress() {}, log() {} };
-  const exec = async (name: string, inputs: Record<string, unknown>) => (await rt.registry.require(name).spec.execute(inputs, ctx)) as unknown[];
+  const exec = (name: string, inputs: Record<string, unknown>) => execNode(rt.registry, name, inputs);
 
   beforeAll(async () => {
     rt = await demoRuntime('resflow-hypernet-');

@@ -7,15 +7,13 @@ import { defaultPrecision, setDefaultPrecision } from '../../runtime/graph/preci
 import { takePrecisionFlag, applyPrecisionSettings } from '../../runtime/cli/precision-flag.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { NodeContext } from '../../nodes/spec.js';
 import type { LatentValue, ModelValue } from '../../nodes/core/types.js';
-import { demoRuntime, type TestRuntime } from './helpers.js';
+import { demoRuntime, type TestRuntime, execNode } from './helpers.js';
 
 
 describe('weight_dtype on the checkpoint loader, --precision and the config default', () => {
   let rt: TestRuntime;
-  const ctx: NodeContext = { nodeId: 't', promptId: 't', signal: new AbortController().signal, progress() {}, log() {} };
-  const exec = async (name: string, inputs: Record<string, unknown>) => (await rt.registry.require(name).spec.execute(inputs, ctx)) as unknown[];
+  const exec = (name: string, inputs: Record<string, unknown>) => execNode(rt.registry, name, inputs);
   beforeAll(async () => {
     rt = await demoRuntime('resflow-int8-');
   });

@@ -9,9 +9,8 @@ import { writeSyntheticCheckpoint } from '../../runtime/models/synthetic/generat
 import { sd1CheckpointKeyShapes } from '../../runtime/models/synthetic/tables.js';
 import { SafetensorsFile } from '../../runtime/safetensors/index.js';
 import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
-import type { NodeContext } from '../../nodes/spec.js';
 import type { LatentValue } from '../../nodes/core/types.js';
-import { demoRuntime, type TestRuntime } from './helpers.js';
+import { demoRuntime, type TestRuntime, execNode } from './helpers.js';
 
 type Node = ApiPrompt[string];
 const n = (class_type: string, inputs: Record<string, unknown>): Node => ({ class_type, inputs }) as Node;
@@ -28,8 +27,7 @@ const SDXL_RATIOS = Object.fromEntries(
  */
 describe('merge nodes and CheckpointSave through the executor', () => {
   let rt: TestRuntime;
-  const ctx: NodeContext = { nodeId: 't', promptId: 't', signal: new AbortController().signal, progress() {}, log() {} };
-  const exec = async (name: string, inputs: Record<string, unknown>) => (await rt.registry.require(name).spec.execute(inputs, ctx)) as unknown[];
+  const exec = (name: string, inputs: Record<string, unknown>) => execNode(rt.registry, name, inputs);
 
   beforeAll(async () => {
     rt = await demoRuntime('resflow-merge-');

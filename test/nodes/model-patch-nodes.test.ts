@@ -6,9 +6,8 @@ import { Executor } from '../../runtime/executor/executor.js';
 import { validatePrompt } from '../../runtime/executor/validate.js';
 import { DEMO_CHECKPOINT } from '../../runtime/models/synthetic/demo.js';
 import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
-import type { NodeContext } from '../../nodes/spec.js';
 import type { LatentValue } from '../../nodes/core/types.js';
-import { demoRuntime, type TestRuntime } from './helpers.js';
+import { demoRuntime, type TestRuntime, execNode } from './helpers.js';
 
 type Node = ApiPrompt[string];
 const n = (class_type: string, inputs: Record<string, unknown>): Node => ({ class_type, inputs }) as Node;
@@ -87,8 +86,7 @@ describe('model patch nodes through the executor', () => {
   }, 240_000);
 
   it('each patch moves the sampled latent well beyond float noise, and the input MODEL keeps rendering plain', async () => {
-    const ctx: NodeContext = { nodeId: 't', promptId: 't', signal: new AbortController().signal, progress() {}, log() {} };
-    const exec = async (name: string, inputs: Record<string, unknown>) => (await rt.registry.require(name).spec.execute(inputs, ctx)) as unknown[];
+    const exec = (name: string, inputs: Record<string, unknown>) => execNode(rt.registry, name, inputs);
     const [model, clip] = await exec('CheckpointLoaderSimple', { ckpt_name: DEMO_CHECKPOINT });
     const [pos] = await exec('CLIPTextEncode', { text: 'a red house by a lake', clip });
     const [neg] = await exec('CLIPTextEncode', { text: 'blurry', clip });

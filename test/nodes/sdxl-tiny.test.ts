@@ -1,4 +1,5 @@
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { execNode } from './helpers.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -9,7 +10,6 @@ import { SafetensorsFile } from '../../runtime/safetensors/index.js';
 import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
 import { createCoreRegistry } from '../../nodes/core/index.js';
 import { createRuntimeEnv } from '../../nodes/env.js';
-import type { NodeContext } from '../../nodes/spec.js';
 import type { ClipValue, ConditioningValue } from '../../nodes/core/types.js';
 import { closeness, readJson, shared } from '../adapters/helpers.js';
 import type { TestRuntime } from './helpers.js';
@@ -86,8 +86,7 @@ describe('the tiny SDXL conformance checkpoint through the nodes', () => {
   });
 
   it("CLIPTextEncodeSDXL from text gives ComfyUI's context and pooled output for the same prompt", async () => {
-    const ctx: NodeContext = { nodeId: 't', promptId: 't', signal: new AbortController().signal, progress() {}, log() {} };
-    const exec = async (name: string, inputs: Record<string, unknown>) => (await rt.registry.require(name).spec.execute(inputs, ctx)) as unknown[];
+    const exec = (name: string, inputs: Record<string, unknown>) => execNode(rt.registry, name, inputs);
     const [, clip] = (await exec('CheckpointLoaderSimple', { ckpt_name: CKPT })) as [unknown, ClipValue];
     // The case's positive ids are "a photo of a cat" in the CLIP vocab.
     expect(pipeline.params.pos).toEqual([320, 1125, 539, 320, 2368]);

@@ -15,10 +15,9 @@ import { DEMO_SDXL_CHECKPOINT, DEMO_SDXL_RESADAPTER, writeResAdapterFor } from '
 import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
 import { exampleWorkflows } from '../../runtime/workflow/examples.js';
 import { createRuntimeEnv } from '../../nodes/env.js';
-import type { NodeContext } from '../../nodes/spec.js';
 import type { ClipValue, ConditioningValue, LatentValue, ModelValue } from '../../nodes/core/types.js';
 import { shared } from '../adapters/helpers.js';
-import { demoRuntime, loadWorkflowPrompt, shrink, type TestRuntime } from './helpers.js';
+import { demoRuntime, loadWorkflowPrompt, shrink, type TestRuntime, execNode } from './helpers.js';
 
 type Node = ApiPrompt[string];
 const n = (class_type: string, inputs: Record<string, unknown>): Node => ({ class_type, inputs }) as Node;
@@ -154,8 +153,7 @@ describe('SDXL conditioning through the nodes', () => {
   let rt: TestRuntime;
   let model: ModelValue;
   let clip: ClipValue;
-  const ctx: NodeContext = { nodeId: 't', promptId: 't', signal: new AbortController().signal, progress() {}, log() {} };
-  const exec = async (name: string, inputs: Record<string, unknown>) => (await rt.registry.require(name).spec.execute(inputs, ctx)) as unknown[];
+  const exec = (name: string, inputs: Record<string, unknown>) => execNode(rt.registry, name, inputs);
   const latent: LatentValue = { samples: { data: new Float32Array(4 * 16 * 16), shape: [1, 4, 16, 16] } };
 
   beforeAll(async () => {

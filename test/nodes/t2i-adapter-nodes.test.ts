@@ -8,9 +8,8 @@ import { sd1CheckpointKeyShapes } from '../../runtime/models/synthetic/tables.js
 import { T2IAdapter } from '../../runtime/models/t2i/adapter.js';
 import { writeSafetensors, type TensorToWrite } from '../../runtime/safetensors/writer.js';
 import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
-import type { NodeContext } from '../../nodes/spec.js';
 import type { LatentValue } from '../../nodes/core/types.js';
-import { demoRuntime, type TestRuntime } from './helpers.js';
+import { demoRuntime, type TestRuntime, execNode } from './helpers.js';
 
 type Node = ApiPrompt[string];
 const n = (class_type: string, inputs: Record<string, unknown>): Node => ({ class_type, inputs }) as Node;
@@ -62,8 +61,7 @@ function writeLightAdapter(path: string): void {
 /** T2I-Adapter files through ControlNetLoader on a tiny UNet with SD1.5's block layout (4 levels, 2 resnets each). */
 describe('T2I-Adapter through ControlNetLoader', () => {
   let rt: TestRuntime;
-  const ctx: NodeContext = { nodeId: 't', promptId: 't', signal: new AbortController().signal, progress() {}, log() {} };
-  const exec = async (name: string, inputs: Record<string, unknown>) => (await rt.registry.require(name).spec.execute(inputs, ctx)) as unknown[];
+  const exec = (name: string, inputs: Record<string, unknown>) => execNode(rt.registry, name, inputs);
 
   beforeAll(async () => {
     rt = await demoRuntime('resflow-t2i-');

@@ -9,9 +9,8 @@ import { DEMO_INPUT_IMAGE } from '../../runtime/models/synthetic/demo.js';
 import { UpscaleModel } from '../../runtime/models/upscale/rrdb.js';
 import { upscaleImage } from '../../runtime/models/upscale/tiled-upscale.js';
 import type { ApiPrompt } from '../../runtime/workflow/api-schema.js';
-import type { NodeContext } from '../../nodes/spec.js';
 import { shared } from '../adapters/helpers.js';
-import { demoRuntime, type TestRuntime } from './helpers.js';
+import { demoRuntime, type TestRuntime, execNode } from './helpers.js';
 import { safetensorsToTorchZip } from './torch-zip-helpers.js';
 
 type Node = ApiPrompt[string];
@@ -21,8 +20,7 @@ const MODELS = shared('conformance-nodes/models');
 /** UpscaleModelLoader + ImageUpscaleWithModel on the conformance RRDBNet files (both key layouts). */
 describe('upscale model nodes through the executor', () => {
   let rt: TestRuntime;
-  const ctx: NodeContext = { nodeId: 't', promptId: 't', signal: new AbortController().signal, progress() {}, log() {} };
-  const exec = async (name: string, inputs: Record<string, unknown>) => (await rt.registry.require(name).spec.execute(inputs, ctx)) as unknown[];
+  const exec = (name: string, inputs: Record<string, unknown>) => execNode(rt.registry, name, inputs);
 
   beforeAll(async () => {
     rt = await demoRuntime('resflow-upscale-');
