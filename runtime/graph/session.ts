@@ -219,6 +219,9 @@ export function sessionStats(): { sessions: number; loaded: number; weightBytes:
   return { sessions: all.length, loaded: loaded.length, weightBytes: loaded.reduce((n, s) => n + s.weightBytes, 0), budgetBytes: sessionBudgetBytes() };
 }
 
+/** Where a compiled model's files live in the disk cache. */
+const compiledDir = (cacheDir: string, hash: string) => join(cacheDir, 'onnx', hash);
+
 function resolvedOptions(requested: CompileOptions): CompileOptions {
   return {
     ...requested,
@@ -234,7 +237,7 @@ function resolvedOptions(requested: CompileOptions): CompileOptions {
 export function isCompiled(graph: Graph, requested: CompileOptions = {}): boolean {
   const opts = resolvedOptions(requested);
   const hash = graphHash(graph, opts);
-  return sessionCache.has(hash) || existsSync(join(opts.cacheDir ?? defaultCacheDir(), 'onnx', hash, 'model.onnx'));
+  return sessionCache.has(hash) || existsSync(join(compiledDir(opts.cacheDir ?? defaultCacheDir(), hash), 'model.onnx'));
 }
 
 /** Compiles (or reuses) an ORT session for the graph; identical graphs share one session per process. */
@@ -290,7 +293,7 @@ async function buildSession(graph: Graph, hash: string, opts: CompileOptions): P
     };
   } else {
     const cacheDir = opts.cacheDir ?? defaultCacheDir();
-    const dir = join(cacheDir, 'onnx', hash);
+    const dir = compiledDir(cacheDir, hash);
     const modelPath = join(dir, 'model.onnx');
     open = async () => {
       // Pinned while open: the budget below (and other sessions' budgets) never evict what a session uses.
