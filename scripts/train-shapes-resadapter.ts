@@ -5,7 +5,7 @@
  * CheckpointLoaderSimple → ResAdapterDataset → TrainResAdapter → SaveResAdapter, run by the same executor as
  * `resflow run`, on a generated multi-aspect Shapes set, with the paper's recipe (buckets around the base
  * resolution drawn with p ∝ |x − 128|², rank 16 / alpha 8, norms trained only above the base, AdamW
- * β 0.95 / 0.99). The run folder keeps a checkpoint, so rerunning the command resumes. The two saved files are
+ * β 0.95 / 0.99), with the offset noise the base was trained with. The run folder keeps a checkpoint, so rerunning the command resumes. The two saved files are
  * then copied to assets/shapes/resadapter-shapes/, which the demo, the evaluation and the tests use.
  */
 import { copyFileSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import '../nodes/core/install.js';
 import { cliContext, executePrompt } from '../runtime/cli/run.js';
-import { SHAPES_CHECKPOINT, SHAPES_RESADAPTER } from '../runtime/shapes/arch.js';
+import { SHAPES_CHECKPOINT, SHAPES_OFFSET_NOISE, SHAPES_RESADAPTER } from '../runtime/shapes/arch.js';
 import { ensureShapesModel, SHAPES_RESADAPTER_ASSET } from '../runtime/shapes/provision.js';
 import { RECIPE_ASPECTS } from '../runtime/training/buckets.js';
 import { ensureShapesSet } from '../runtime/training/demo-dataset.js';
@@ -74,6 +74,8 @@ const prompt = {
       resume: true,
       recompute: false,
       validate_every: Math.max(1, Math.round(steps / 40)),
+      // The base was trained with offset noise; the adapter sees the same noise.
+      offset_noise: SHAPES_OFFSET_NOISE,
     },
   },
   '4': { class_type: 'SaveResAdapter', inputs: { resadapter: ['3', 0], name: SHAPES_RESADAPTER } },

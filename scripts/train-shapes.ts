@@ -20,7 +20,7 @@ function parse(argv: string[]): { state: string; exportPath?: string; exportOnly
   let exportOnly = false;
   const numeric: Record<string, keyof ShapesTrainConfig> = {
     '--seed': 'seed', '--vae-steps': 'vaeSteps', '--vae-batch': 'vaeBatch', '--vae-lr': 'vaeLr', '--latents': 'latents',
-    '--unet-steps': 'unetSteps', '--unet-batch': 'unetBatch', '--unet-lr': 'unetLr', '--unet-ema': 'unetEma', '--save-every': 'saveEvery', '--decoder-steps': 'decoderSteps', '--decoder-lr': 'decoderLr', '--threads': 'threads',
+    '--unet-steps': 'unetSteps', '--unet-batch': 'unetBatch', '--unet-lr': 'unetLr', '--unet-ema': 'unetEma', '--save-every': 'saveEvery', '--decoder-steps': 'decoderSteps', '--decoder-lr': 'decoderLr', '--offset-noise': 'offsetNoise', '--threads': 'threads',
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;

@@ -11,6 +11,12 @@ export const SHAPES_RESADAPTER = 'resflow-shapes-resadapter';
 /** The base resolution: the UNet only ever sees 128×128 images (16×16 latents), as SD1.5 sees 512². */
 export const SHAPES_BASE = 128;
 export const SHAPES_HEADS = 2;
+/**
+ * The offset noise (per-image, per-channel constant, this standard deviation) the UNet was trained with; adapters
+ * trained on it should use the same. Without it SD1's schedule lets the UNet read these flat-colour pictures'
+ * colours off the initial noise instead of the prompt (docs/shapes-model.md).
+ */
+export const SHAPES_OFFSET_NOISE = 0.3;
 
 export function shapesVocabSize(): number {
   return Math.max(...Object.values(shapesTokenizerFiles().vocab)) + 1;

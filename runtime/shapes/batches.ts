@@ -57,12 +57,27 @@ export interface UnetBatch {
   contextDims: [number, number, number];
 }
 
-/** x_t = √ᾱ·x0 + √(1−ᾱ)·ε at uniform timesteps; the caption is replaced by the empty prompt with probability `dropout`. */
-export function unetBatch(cache: LatentCache, alphasCumprod: Float64Array, seed: number, step: number, size: number, dropout: number, latentSide: number): UnetBatch {
+/**
+ * x_t = √ᾱ·x0 + √(1−ᾱ)·ε at uniform timesteps; the caption is replaced by the empty prompt with probability `dropout`.
+ * `offsetNoise` adds a per-image, per-channel constant of that standard deviation to ε ("offset noise"): SD1's
+ * schedule keeps √ᾱ = 0.068 of the signal at its last timestep, and for flat-colour pictures the latent's mean
+ * then says more about the background than the noise hides, so a model trained without it reads the colours off
+ * the initial noise instead of the prompt.
+ */
+export function unetBatch(cache: LatentCache, alphasCumprod: Float64Array, seed: number, step: number, size: number, dropout: number, latentSide: number, offsetNoise = 0): UnetBatch {
   const gen = stepGenerator(seed, step, 3);
   const plane = cache.plane;
   const x = new Float32Array(size * plane);
   const noise = stepGenerator(seed, step, 4).randn(size * plane);
+  if (offsetNoise > 0) {
+    const channels = plane / (latentSide * latentSide);
+    const side2 = latentSide * latentSide;
+    const offsets = stepGenerator(seed, step, 5).randn(size * channels);
+    for (let bc = 0; bc < size * channels; bc++) {
+      const o = Math.fround(offsetNoise * offsets[bc]!);
+      for (let i = bc * side2; i < (bc + 1) * side2; i++) noise[i] = noise[i]! + o;
+    }
+  }
   const timesteps = new Float32Array(size);
   const context = new Float32Array(size * cache.contextSize);
   for (let b = 0; b < size; b++) {

@@ -20,7 +20,7 @@ import { fitPreviewFactors, PREVIEW_FACTORS_KEY } from '../sampling/preview-fact
 import { ClipTokenizer } from '../text/index.js';
 import { tokenizeWithWeights } from '../text/prompt-weights.js';
 import { RECIPE_ADAMW } from '../training/adamw.js';
-import { SHAPES_BASE } from './arch.js';
+import { SHAPES_BASE, SHAPES_OFFSET_NOISE } from './arch.js';
 import { toPlanar, unetBatch, vaeBatch, type LatentCache } from './batches.js';
 import { COLOUR_NAMES, renderScene, sampleScene, sceneCaption, SHAPE_KINDS } from './dataset.js';
 import { FullTrainer, loadFullState, saveFullState, type FullTrainerOptions } from './full-trainer.js';
@@ -39,6 +39,8 @@ export interface ShapesTrainConfig {
   unetBatch: number;
   unetLr: number;
   captionDropout: number;
+  /** Standard deviation of the per-image, per-channel constant added to the UNet's training noise (see `unetBatch`). */
+  offsetNoise: number;
   /** Phase 4: the decoder alone, on the frozen (rescaled) encoder's latents; 0 skips it. */
   decoderSteps: number;
   decoderLr: number;
@@ -57,10 +59,11 @@ export const DEFAULT_TRAIN_CONFIG: ShapesTrainConfig = {
   vaeLr: 1e-3,
   klWeight: 1e-4,
   latents: 2048,
-  unetSteps: 1200,
+  unetSteps: 12000,
   unetBatch: 16,
   unetLr: 1e-3,
   captionDropout: 0.1,
+  offsetNoise: SHAPES_OFFSET_NOISE,
   unetEma: 0.995,
   decoderSteps: 400,
   decoderLr: 5e-4,
@@ -321,7 +324,7 @@ export class ShapesTraining {
     const acp = new ModelSampling().alphasCumprod;
     const c = this.cfg;
     return this.loop('unet', trainer, c.unetSteps, this.unetState, (step) => {
-      const b = unetBatch(cache, acp, c.seed, step, c.unetBatch, c.captionDropout, LATENT_SIDE);
+      const b = unetBatch(cache, acp, c.seed, step, c.unetBatch, c.captionDropout, LATENT_SIDE, c.offsetNoise);
       return {
         x: { data: b.x, dims: b.dims },
         timesteps: { data: b.timesteps, dims: [b.dims[0]] },

@@ -51,6 +51,23 @@ export interface DatasetSourceOptions {
    * label input (SDXL); absent for SD1.x.
    */
   labelVector?: (pooled: Float32Array | undefined, size: { width: number; height: number }) => Float32Array;
+  /**
+   * Standard deviation of a per-image, per-channel constant added to the noise ("offset noise"); 0 = none. An
+   * adapter should see the noise its base model was trained with (ResFlow Shapes: 0.3).
+   */
+  offsetNoise?: number;
+}
+
+/** Adds `std` × one draw per (image, channel) to every element of that plane, in place. */
+export function addOffsetNoise(noise: Float32Array, images: number, channels: number, std: number, gen: { randn(n: number): Float32Array }): Float32Array {
+  if (!(std > 0)) return noise;
+  const area = noise.length / (images * channels);
+  const offsets = gen.randn(images * channels);
+  for (let ic = 0; ic < images * channels; ic++) {
+    const o = Math.fround(std * offsets[ic]!);
+    for (let i = ic * area; i < (ic + 1) * area; i++) noise[i] = noise[i]! + o;
+  }
+  return noise;
 }
 
 const TEXT_TOKENS = 77;
@@ -81,6 +98,8 @@ export class DatasetBatchSource implements BatchSource {
     const picks = Array.from({ length: size }, () => pool[drawInt(gen, pool.length)]!);
     const timesteps = Float32Array.from({ length: size }, () => drawInt(gen, this.o.numTimesteps));
     const noiseGen = stepGenerator(this.o.seed, step, 1);
+    const offsetGen = stepGenerator(this.o.seed, step, 3);
+    const withOffset = (n: Float32Array, channels: number) => addOffsetNoise(n, size, channels, this.o.offsetNoise ?? 0, offsetGen);
     let noise: Float32Array | undefined;
     return {
       size,
@@ -89,7 +108,7 @@ export class DatasetBatchSource implements BatchSource {
       label: `${bucket.width}×${bucket.height}`,
       load: async (start, end) => {
         // Drawn once for the whole batch at its first use, then sliced: the split cannot change the noise.
-        const noiseFor = (plane: number) => (noise ??= noiseGen.randn(size * plane)).slice(start * plane, end * plane);
+        const noiseFor = (plane: number, channels: number) => (noise ??= withOffset(noiseGen.randn(size * plane), channels)).slice(start * plane, end * plane);
         return this.assemble(picks.slice(start, end), bucket, timesteps.slice(start, end), noiseFor);
       },
     };
@@ -110,15 +129,17 @@ export class DatasetBatchSource implements BatchSource {
       const bucket = d.buckets[k]!;
       const pool = d.pools[k]!;
       const gen = stepGenerator(this.o.seed, resolution, 2);
+      const offsetGen = stepGenerator(this.o.seed, resolution, 4);
       const picks = Array.from({ length: n }, (_, i) => pool[i % pool.length]!);
       const timesteps = Float32Array.from({ length: n }, (_, i) => Math.floor(((i + 0.5) * this.o.numTimesteps) / n));
-      out.push({ label: `${bucket.width}×${bucket.height}`, batch: await this.assemble(picks, bucket, timesteps, (plane) => gen.randn(n * plane)) });
+      const noiseFor = (plane: number, channels: number) => addOffsetNoise(gen.randn(n * plane), n, channels, this.o.offsetNoise ?? 0, offsetGen);
+      out.push({ label: `${bucket.width}×${bucket.height}`, batch: await this.assemble(picks, bucket, timesteps, noiseFor) });
     }
     return out;
   }
 
-  /** The micro-batch of `picks`; `noiseFor(plane)` gives its noise once the latent size is known. */
-  private async assemble(picks: number[], bucket: ScannedDataset['buckets'][number], timesteps: Float32Array, noiseFor: (plane: number) => Float32Array): Promise<MicroBatch> {
+  /** The micro-batch of `picks`; `noiseFor(plane, channels)` gives its noise once the latent size is known. */
+  private async assemble(picks: number[], bucket: ScannedDataset['buckets'][number], timesteps: Float32Array, noiseFor: (plane: number, channels: number) => Float32Array): Promise<MicroBatch> {
     const items = picks.map((k) => this.dataset.items[k]!);
     const latents = [];
     for (const it of items) latents.push(await this.cache.latent(it, bucket));
@@ -137,7 +158,7 @@ export class DatasetBatchSource implements BatchSource {
     if (texts.some((t) => t.s !== s)) throw new Error(`captions of one batch encode to different lengths (${texts.map((t) => t.s).join(', ')})`);
     const context = new Float32Array(items.length * s * width);
     texts.forEach((t, i) => context.set(t.data, i * s * width));
-    const mb: MicroBatch = { x0, noise: noiseFor(plane), timesteps, context, dims: [items.length, c, h, w], contextDims: [items.length, s, width] };
+    const mb: MicroBatch = { x0, noise: noiseFor(plane, c), timesteps, context, dims: [items.length, c, h, w], contextDims: [items.length, s, width] };
     if (this.o.labelVector) {
       const rows = pooled.map((p) => this.o.labelVector!(p, bucket));
       const a = rows[0]!.length;

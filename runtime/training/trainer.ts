@@ -47,6 +47,8 @@ export interface TrainerSettings {
    */
   recompute: boolean;
   threads?: number;
+  /** The norms' learning rate as a multiple of the LoRA's (default 1): replacement norms act on every resolution, the base's too. */
+  normLrScale?: number;
 }
 
 export interface StepMetrics {
@@ -216,7 +218,7 @@ export class ResAdapterTrainer {
     );
     const lr = learningRate(s.adamw.lr, s.warmupSteps, step);
     this.lastGrads = grads;
-    for (const g of groups) adamwStep(this.layout.params, this.state.params, grads!, this.state.adam, g, lr, s.adamw);
+    for (const g of groups) adamwStep(this.layout.params, this.state.params, grads!, this.state.adam, g, g === 'norm' ? lr * (s.normLrScale ?? 1) : lr, s.adamw);
     optMs += performance.now() - tOpt;
     this.state.step = step + 1;
     this.state.history.push([step + 1, loss]);

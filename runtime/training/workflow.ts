@@ -1,5 +1,5 @@
 import type { ApiPrompt } from '../workflow/api-schema.js';
-import { SHAPES_CHECKPOINT } from '../shapes/arch.js';
+import { SHAPES_CHECKPOINT, SHAPES_OFFSET_NOISE } from '../shapes/arch.js';
 import { RECIPE_ASPECTS } from './buckets.js';
 import { DEMO_DATASET } from './demo-dataset.js';
 
@@ -53,6 +53,7 @@ export function trainResAdapterWorkflow(): ApiPrompt {
       resume: true,
       recompute: false,
       validate_every: 20,
+      offset_noise: SHAPES_OFFSET_NOISE,
     }),
     '4': n('SaveResAdapter', { resadapter: ['3', 0], name: 'resflow-demo-trained' }),
     '5': n('ApplyResAdapter', { model: ['1', 0], resadapter: ['4', 0], alpha: 1, norm_strength: 1 }),

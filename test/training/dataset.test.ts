@@ -173,6 +173,22 @@ describe('buckets and the resolution law', () => {
     expect(Float32Array.from([...p.x0, ...q.x0])).toEqual(a.x0);
     expect(Float32Array.from([...p.timesteps, ...q.timesteps])).toEqual(a.timesteps);
     expect(a.timesteps.every((t) => Number.isInteger(t) && t >= 0 && t < 1000)).toBe(true);
+
+    // Offset noise: the same draws plus one constant per (image, channel), also when a step is loaded in parts.
+    const offset = new DatasetBatchSource(d, await EncodeCache.create(join(root, 'cache'), enc), { seed: 3, numTimesteps: 1000, toModel: (z) => z, offsetNoise: 0.3 });
+    const o = await (await offset.batch(17, 4)).load(0, 4);
+    expect(o.x0).toEqual(a.x0);
+    expect(o.timesteps).toEqual(a.timesteps);
+    const [, c, h, w] = a.dims;
+    const shifts: number[] = [];
+    for (let ic = 0; ic < 4 * c; ic++) {
+      const d0 = o.noise[ic * h * w]! - a.noise[ic * h * w]!;
+      for (let k = 0; k < h * w; k++) expect(o.noise[ic * h * w + k]! - a.noise[ic * h * w + k]!).toBeCloseTo(d0, 5);
+      shifts.push(d0);
+    }
+    expect(Math.sqrt(shifts.reduce((s2, v) => s2 + v * v, 0) / shifts.length)).toBeGreaterThan(0.1);
+    const oStep = await offset.batch(17, 4);
+    expect(Float32Array.from([...(await oStep.load(0, 2)).noise, ...(await oStep.load(2, 4)).noise])).toEqual(o.noise);
   });
 
   it('caches latents and text on disk: a later epoch or run never calls the encoders; another encoder misses', async () => {

@@ -159,6 +159,28 @@ describe('ResAdapter training on the demo model', () => {
     expect(layout.params.filter((p) => p.group === 'norm').some((p) => maxAbsDiff(trainer.state.params.get(p.name)!, base.get(p.name)!) > 0)).toBe(true);
   });
 
+  it('normLrScale scales the norms\' step and leaves the LoRA\'s alone', async () => {
+    const layout = adapterLayout(dm.model.weights, 4, 2);
+    const batch = new FixedBatchSource(await (await source.batch(1, 2)).load(0, 2), true);
+    const full = await ResAdapterTrainer.create(dm.model, layout, settings());
+    const tenth = await ResAdapterTrainer.create(dm.model, layout, settings({ normLrScale: 0.1 }));
+    const start = new Map([...full.state.params].map(([k, v]) => [k, v.slice()]));
+    await full.trainStep(batch);
+    await tenth.trainStep(batch);
+    let moved = 0;
+    for (const p of layout.params) {
+      const [a, b, s0] = [full.state.params.get(p.name)!, tenth.state.params.get(p.name)!, start.get(p.name)!];
+      for (let i = 0; i < a.length; i++) {
+        const [da, db] = [a[i]! - s0[i]!, b[i]! - s0[i]!];
+        if (p.group === 'norm') {
+          expect(Math.abs(db - 0.1 * da), p.name).toBeLessThanOrEqual(1e-6 + 1e-3 * Math.abs(da));
+          if (da !== 0) moved++;
+        } else expect(db, p.name).toBe(da);
+      }
+    }
+    expect(moved).toBeGreaterThan(0);
+  });
+
   it('gradient accumulation over micro-batches gives the full batch gradient', async () => {
     const layout = adapterLayout(dm.model.weights, 4, 2);
     const whole = await ResAdapterTrainer.create(dm.model, layout, settings({ batchSize: 4, microBatch: 4 }));
