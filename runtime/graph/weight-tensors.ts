@@ -2,6 +2,7 @@ import type { PlannedWeight, WeightLayout } from './compile.js';
 import { OnnxType, type OnnxTypeCode } from '../onnx/model.js';
 import { scaleName } from './lower-int8.js';
 import { quantizePerChannel } from './quantize.js';
+import { subpixelWeight } from './subpixel.js';
 
 /**
  * A weight as the session holds it, from its PyTorch-layout data: fp32 values (transposed for MatMul), or int8
@@ -23,8 +24,9 @@ export function bakedBytes(layout: WeightLayout): number {
   return isInt8(layout) ? count(layout.dims) + 4 * layout.dims[1]! : 4 * count(layout.dims);
 }
 
-/** An fp32 layout applied to PyTorch-layout data ([out, in] → [in, out] for MatMul; others as they are). */
+/** An fp32 layout applied to PyTorch-layout data ([out, in] → [in, out] for MatMul; sub-pixel convs; others as they are). */
 export function applyLayout(data: Float32Array, layout: WeightLayout): Float32Array {
+  if (layout.kind === 'subpixel') return subpixelWeight(data, layout.dims[0]! / 4, layout.dims[1]!);
   if (layout.kind !== 'transpose2d') return data;
   const [inF, outF] = layout.dims as [number, number];
   const t = new Float32Array(data.length);
@@ -40,7 +42,8 @@ export function laidOutTensors(w: PlannedWeight, data: Float32Array): LaidOutTen
   const layout = w.layout;
   if (layout.kind !== 'int8_linear' && layout.kind !== 'int8_conv') return [{ name: w.onnxName, data: applyLayout(data, layout), dims: layout.dims }];
   const [inner, out] = layout.dims as [number, number];
-  const q = quantizePerChannel(data, out, inner);
+  // A sub-pixel kernel is formed in float first, then quantised per its own (phase, channel) rows.
+  const q = quantizePerChannel(layout.kind === 'int8_conv' && layout.subpixel ? subpixelWeight(data, out / 4, inner / 4) : data, out, inner);
   const codes = new Int8Array(inner * out);
   if (layout.kind === 'int8_linear') {
     // [out, in] -> [in, out]
