@@ -218,7 +218,7 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
           const o = wShape[0]!;
           if (planned.get(n.inputs[1]!)?.layout.kind === 'int8_conv') {
             const qins = ins[2] ? [ins[0]!, ins[1]!, tiledBias(ins[2], { emit, fresh, i64 })] : ins;
-            lowerInt8Conv(n, qins, out, [4 * o, wShape[1]!, 2, 2], { emit, fresh, i64 }, (nhwc) => finishSubpixelNhwc(nhwc, ins[0]!, out, o, { emit, fresh, i64 }));
+            lowerInt8Conv(n, qins, out, [4 * o, wShape[1]!, 2, 2], { emit, fresh, i64 }, (nhwc) => finishSubpixelNhwc(nhwc, out, { emit, fresh, i64 }));
           } else lowerSubpixelConv(ins, out, { emit, fresh, i64 });
           break;
         }

@@ -129,32 +129,22 @@ export function lowerSubpixelConv(ins: string[], out: string, e: Emit): void {
   if (ins[2]) inputs.push(tiledBias(ins[2], e));
   const grid = e.fresh('sp_grid');
   e.emit('Conv', inputs, [grid], { kernel_shape: { ints: [2, 2] }, pads: { ints: [1, 1, 1, 1] }, strides: { ints: [1, 1] }, dilations: { ints: [1, 1] }, group: { i: 1 } });
-  const wide = e.fresh('sp_d2s');
-  e.emit('DepthToSpace', [grid], [wide], { blocksize: { i: 2 }, mode: { s: 'DCR' } });
-  cropOne(wide, out, e);
+  interleave(grid, out, e);
 }
 
 /**
- * int8: the conv ran channels-last, [B, H+1, W+1, 4·O] with channel (s·2 + t)·O + o. One 6-D transpose both
- * returns to NCHW and interleaves the phases (what DepthToSpace does after the usual NHWC → NCHW transpose).
+ * int8: the conv ran channels-last, [B, H+1, W+1, 4·O]. Back to NCHW with the usual 4-D transpose, then as fp32.
+ * (One 6-D transpose that also interleaves the phases measured slower: ORT's generic N-D transpose.)
  */
-export function finishSubpixelNhwc(nhwc: string, x: string, out: string, outC: number, e: Emit): void {
-  const split = e.fresh('sp_split');
-  e.emit('Reshape', [nhwc, e.i64([0, 0, 0, 2, 2, outC])], [split]);
-  const moved = e.fresh('sp_perm');
-  e.emit('Transpose', [split], [moved], { perm: { ints: [0, 5, 1, 3, 2, 4] } }); // [B, O, H+1, s, W+1, t]
-  // [B, O, 2(H+1), 2(W+1)] from x's run-time shape [B, C, H, W]: × [1, 0, 2, 2] + [0, O, 2, 2].
-  const xs = e.fresh('sp_xshape');
-  e.emit('Shape', [x], [xs]);
-  const scaled = e.fresh('sp_scaled');
-  e.emit('Mul', [xs, e.i64([1, 0, 2, 2])], [scaled]);
-  const target = e.fresh('sp_target');
-  e.emit('Add', [scaled, e.i64([0, outC, 2, 2])], [target]);
-  const wide = e.fresh('sp_wide');
-  e.emit('Reshape', [moved, target], [wide]);
-  cropOne(wide, out, e);
+export function finishSubpixelNhwc(nhwc: string, out: string, e: Emit): void {
+  const grid = e.fresh('sp_nchw');
+  e.emit('Transpose', [nhwc], [grid], { perm: { ints: [0, 3, 1, 2] } });
+  interleave(grid, out, e);
 }
 
-function cropOne(wide: string, out: string, e: Emit): void {
+/** [B, 4·O, H+1, W+1] → DepthToSpace → [B, O, 2H+2, 2W+2] → crop one pixel on each side. */
+function interleave(grid: string, out: string, e: Emit): void {
+  const wide = e.fresh('sp_d2s');
+  e.emit('DepthToSpace', [grid], [wide], { blocksize: { i: 2 }, mode: { s: 'DCR' } });
   e.emit('Slice', [wide, e.i64([1, 1]), e.i64([-1, -1]), e.i64([2, 3])], [out]);
 }
