@@ -3,7 +3,7 @@ import type { OnnxAttr, OnnxNode, OnnxTensor, OnnxTypeCode, OnnxValueInfo, OnnxD
 import { OnnxType } from '../onnx/model.js';
 import { lowerAutodiffOp } from './lower-grad.js';
 import { int8LayoutFor, lowerInt8Conv, lowerInt8Linear, scaleName, type Precision } from './lower-int8.js';
-import { NO_SUBPIXEL, finishSubpixelNhwc, lowerSubpixelConv, planSubpixel, tiledBias } from './subpixel.js';
+import { NO_SUBPIXEL, finishSubpixelNhwc, lowerSubpixelConv, lowerSubpixelDispatch, planSubpixel, tiledBias, type Emit } from './subpixel.js';
 
 /**
  * How a weight's stored (PyTorch-layout) data becomes the tensor the ONNX graph consumes. The same transform
@@ -214,12 +214,17 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
         const s = n.attrs.stride as number;
         const d = n.attrs.dilation as number;
         const wShape = graph.values[n.inputs[1]!]!.shape as number[];
-        if (sub.convs.has(n)) {
-          const o = wShape[0]!;
-          if (planned.get(n.inputs[1]!)?.layout.kind === 'int8_conv') {
-            const qins = ins[2] ? [ins[0]!, ins[1]!, tiledBias(ins[2], { emit, fresh, i64 })] : ins;
-            lowerInt8Conv(n, qins, out, [4 * o, wShape[1]!, 2, 2], { emit, fresh, i64 }, (nhwc) => finishSubpixelNhwc(nhwc, out, { emit, fresh, i64 }));
-          } else lowerSubpixelConv(ins, out, { emit, fresh, i64 });
+        const up = sub.convs.get(n);
+        if (up) {
+          const [o, c] = wShape as [number, number];
+          const quant = planned.get(n.inputs[1]!)?.layout.kind === 'int8_conv';
+          const fast = (em: Emit, to: string) => {
+            if (!quant) return lowerSubpixelConv(ins, to, em);
+            const qins = ins[2] ? [ins[0]!, ins[1]!, tiledBias(ins[2], em)] : ins;
+            lowerInt8Conv(n, qins, to, [4 * o, c, 2, 2], em, (nhwc) => finishSubpixelNhwc(nhwc, to, em));
+          };
+          if (up.op === 'upsample_nearest') fast({ emit, fresh, i64 }, out);
+          else lowerSubpixelDispatch(ins, names.get(up.inputs[1]!)!, out, { o, c, quant }, fast, { emit, fresh, i64 });
           break;
         }
         if (planned.get(n.inputs[1]!)?.layout.kind === 'int8_conv') {
@@ -355,7 +360,7 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
 
 const clampI64 = (v: number): number => Math.max(-(2 ** 62), Math.min(2 ** 62, v));
 
-function nearestAttrs(): Record<string, OnnxAttr> {
+export function nearestAttrs(): Record<string, OnnxAttr> {
   // PyTorch's F.interpolate(mode="nearest") picks floor(out_index * in / out): asymmetric + floor.
   return { mode: { s: 'nearest' }, coordinate_transformation_mode: { s: 'asymmetric' }, nearest_mode: { s: 'floor' } };
 }

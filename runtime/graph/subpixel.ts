@@ -1,5 +1,7 @@
 import type { Graph, Node } from './ir.js';
-import type { OnnxAttr } from '../onnx/model.js';
+import { OnnxType, type OnnxAttr, type OnnxGraph, type OnnxNode } from '../onnx/model.js';
+import { nearestAttrs } from './compile.js';
+import { scaleName } from './lower-int8.js';
 
 /**
  * Sub-pixel lowering of "nearest 2× upsample → 3×3 conv (stride 1, pad 1)", the decoder upsamplers of the SD
@@ -10,7 +12,10 @@ import type { OnnxAttr } from '../onnx/model.js';
  * 16(H+1)(W+1) / (36·H·W) ≈ 0.44 of the FLOPs, exact (zero padding included), and the 4× upsampled tensor is
  * never materialised.
  *
- * The model code keeps stating upsample-then-conv; the lowering recognises the pair. It only takes the pair when
+ * The model code keeps stating upsample-then-conv; the lowering recognises the pair. A UNet upsamples to its next
+ * skip's size instead (odd latents give 2n-1 rows, where the conv's border differs): there the graph checks at
+ * run time that the skip is exactly 2× and otherwise runs the plain form (an ONNX If; see lowerSubpixelDispatch).
+ * It only takes the pair when
  * the upsampled tensor feeds nothing else (training graphs read it again for the weight gradient and LoRA
  * branches) and the weight is a graph weight read only by such pairs, since the weight's layout changes: baked
  * and fed (adapter-patched) weights both go through `subpixelWeight`, and int8 quantises the sub-pixel weight
@@ -18,15 +23,15 @@ import type { OnnxAttr } from '../onnx/model.js';
  */
 
 export interface SubpixelPlan {
-  /** Conv nodes lowered in sub-pixel form (their input 0 is the upsample's input). */
-  convs: Set<Node>;
+  /** Conv nodes lowered in sub-pixel form, each with its upsample (whose input the conv reads instead). */
+  convs: Map<Node, Node>;
   /** Upsample nodes that are not emitted (their output is read only by a conv in `convs`). */
   upsamples: Set<Node>;
   /** Weight values laid out as sub-pixel weights. */
   weights: Set<number>;
 }
 
-export const NO_SUBPIXEL: SubpixelPlan = { convs: new Set(), upsamples: new Set(), weights: new Set() };
+export const NO_SUBPIXEL: SubpixelPlan = { convs: new Map(), upsamples: new Set(), weights: new Set() };
 
 function fitsConv(graph: Graph, n: Node): boolean {
   if (n.op !== 'conv2d' || n.attrs.stride !== 1 || n.attrs.padding !== 1 || n.attrs.dilation !== 1 || n.attrs.groups !== 1) return false;
@@ -51,20 +56,20 @@ export function planSubpixel(graph: Graph): SubpixelPlan {
   const pairOf = (n: Node): Node | undefined => {
     if (!fitsConv(graph, n)) return undefined;
     const up = producer.get(n.inputs[0]!);
-    if (!up || up.op !== 'upsample_nearest' || up.attrs.scale !== 2) return undefined;
+    if (!up || !((up.op === 'upsample_nearest' && up.attrs.scale === 2) || up.op === 'upsample_nearest_like')) return undefined;
     const upOut = up.outputs[0]!;
     if (outputs.has(upOut) || n.inputs.indexOf(upOut, 1) !== -1) return undefined;
     const readers = consumers.get(upOut) ?? [];
     return readers.length === 1 && readers[0] === n ? up : undefined;
   };
-  const plan: SubpixelPlan = { convs: new Set(), upsamples: new Set(), weights: new Set() };
+  const plan: SubpixelPlan = { convs: new Map(), upsamples: new Set(), weights: new Set() };
   for (const n of graph.nodes) {
     const up = pairOf(n);
     const w = n.inputs[1]!;
     if (!up || !weightValues.has(w) || n.inputs[2] === w) continue;
     // Every reader of the weight must be a fusable conv reading it as its kernel, or its layout cannot change.
     if (!(consumers.get(w) ?? []).every((c) => pairOf(c) !== undefined && c.inputs.indexOf(w) === 1 && c.inputs.lastIndexOf(w) === 1)) continue;
-    plan.convs.add(n);
+    plan.convs.set(n, up);
     plan.upsamples.add(up);
     plan.weights.add(w);
   }
@@ -110,7 +115,7 @@ export function subpixelWeight(w: Float32Array, out: number, inC: number): Float
   return r;
 }
 
-interface Emit {
+export interface Emit {
   emit: (opType: string, inputs: string[], outputs: string[], attributes?: Record<string, OnnxAttr>, domain?: string) => void;
   fresh: (hint: string) => string;
   i64: (values: number[]) => string;
@@ -147,4 +152,108 @@ function interleave(grid: string, out: string, e: Emit): void {
   const wide = e.fresh('sp_d2s');
   e.emit('DepthToSpace', [grid], [wide], { blocksize: { i: 2 }, mode: { s: 'DCR' } });
   e.emit('Slice', [wide, e.i64([1, 1]), e.i64([-1, -1]), e.i64([2, 3])], [out]);
+}
+
+// 3×3 taps back from the sub-pixel blocks, per axis: w0 = K0[0], w1 = K1[0] - K0[0], w2 = K1[1], where phase a's
+// kernel K_a is block s = 1 - a. Entries: [s, u, coefficient].
+const INVERSE: ReadonlyArray<ReadonlyArray<readonly [number, number, number]>> = [
+  [[1, 0, 1]],
+  [[0, 0, 1], [1, 0, -1]],
+  [[0, 1, 1]],
+];
+
+/** [16, 9]: row (s·2 + t)·4 + u·2 + v (a sub-pixel tap), column dy·3 + dx (a 3×3 tap). */
+function inverseMatrix(): Float32Array {
+  const m = new Float32Array(16 * 9);
+  for (let dy = 0; dy < 3; dy++) {
+    for (let dx = 0; dx < 3; dx++) {
+      for (const [s, u, cy] of INVERSE[dy]!) for (const [t, v, cx] of INVERSE[dx]!) m[((s * 2 + t) * 4 + u * 2 + v) * 9 + dy * 3 + dx] = cy * cx;
+    }
+  }
+  return m;
+}
+
+/** The plain [O, C, 3, 3] kernel from the session's sub-pixel weight (fp32 values, or int8 codes × scales). */
+function plainKernel(w: string, o: number, c: number, quant: boolean, e: Emit): string {
+  let f = w;
+  let perm: number[];
+  let split: number[];
+  if (quant) {
+    // codes [4C, 4O]: row (u·2 + v)·C + c, column (s·2 + t)·O + o
+    const cast = e.fresh('sp_wf');
+    e.emit('Cast', [w], [cast], { to: { i: OnnxType.FLOAT } });
+    f = e.fresh('sp_wdq');
+    e.emit('Mul', [cast, scaleName(w)], [f]);
+    split = [2, 2, c, 2, 2, o];
+    perm = [5, 2, 3, 4, 0, 1];
+  } else {
+    split = [2, 2, o, c, 2, 2]; // [s, t, O, C, u, v]
+    perm = [2, 3, 0, 1, 4, 5];
+  }
+  const r = e.fresh('sp_wsplit');
+  e.emit('Reshape', [f, e.i64(split)], [r]);
+  const t = e.fresh('sp_wperm');
+  e.emit('Transpose', [r], [t], { perm: { ints: perm } });
+  const flat = e.fresh('sp_wflat');
+  e.emit('Reshape', [t, e.i64([o, c, 16])], [flat]);
+  const m = e.fresh('sp_inverse');
+  e.emit('Constant', [], [m], { value: { t: { name: m, dataType: OnnxType.FLOAT, dims: [16, 9], raw: new Uint8Array(inverseMatrix().buffer) } } });
+  const taps = e.fresh('sp_w9');
+  e.emit('MatMul', [flat, m], [taps]);
+  const k = e.fresh('sp_w3');
+  e.emit('Reshape', [taps, e.i64([o, c, 3, 3])], [k]);
+  return k;
+}
+
+function branch(name: string, out: string, e: Emit, body: (em: Emit) => void): OnnxGraph {
+  const nodes: OnnxNode[] = [];
+  const em: Emit = {
+    emit: (opType, inputs, outputs, attributes, domain) => {
+      const n: OnnxNode = { opType, inputs, outputs };
+      if (attributes) n.attributes = attributes;
+      if (domain) n.domain = domain;
+      nodes.push(n);
+    },
+    fresh: e.fresh,
+    i64: e.i64,
+  };
+  body(em);
+  return { name, nodes, inputs: [], outputs: [{ name: out, elemType: OnnxType.FLOAT, shape: [null, null, null, null] }], initializers: [] };
+}
+
+/**
+ * upsample-to-`ref` → conv: the sub-pixel form when ref's H, W are exactly twice x's, else (odd sizes) the plain
+ * Resize + 3×3 conv with the kernel recovered from the sub-pixel weight in the graph (only that branch pays it).
+ * `fast` emits the sub-pixel conv (fp32 or int8) into the branch it is given.
+ */
+export function lowerSubpixelDispatch(ins: string[], ref: string, out: string, w: { o: number; c: number; quant: boolean }, fast: (e: Emit, out: string) => void, e: Emit): void {
+  const [x, wName, bias] = ins as [string, string, string | undefined];
+  const sx = e.fresh('sp_sx');
+  const sr = e.fresh('sp_sr');
+  e.emit('Shape', [x], [sx], { start: { i: 2 } });
+  e.emit('Shape', [ref], [sr], { start: { i: 2 } });
+  const twice = e.fresh('sp_twice');
+  e.emit('Mul', [sx, e.i64([2])], [twice]);
+  const eq = e.fresh('sp_eq');
+  e.emit('Equal', [sr, twice], [eq]);
+  const eqI = e.fresh('sp_eqi');
+  e.emit('Cast', [eq], [eqI], { to: { i: OnnxType.INT64 } });
+  const all = e.fresh('sp_all');
+  e.emit('ReduceMin', [eqI], [all], { keepdims: { i: 1 } });
+  const cond = e.fresh('sp_cond');
+  e.emit('Cast', [all], [cond], { to: { i: OnnxType.BOOL } });
+  const fastOut = e.fresh('sp_fast_out');
+  const thenG = branch('subpixel_fast', fastOut, e, (em) => fast(em, fastOut));
+  const plainOut = e.fresh('sp_plain_out');
+  const elseG = branch('subpixel_plain', plainOut, e, (em) => {
+    const k = plainKernel(wName, w.o, w.c, w.quant, em);
+    const head = em.fresh('sp_sxh');
+    em.emit('Shape', [x], [head], { end: { i: 2 } });
+    const sizes = em.fresh('sp_sizes');
+    em.emit('Concat', [head, sr], [sizes], { axis: { i: 0 } });
+    const up = em.fresh('sp_up');
+    em.emit('Resize', [x, '', '', sizes], [up], nearestAttrs());
+    em.emit('Conv', bias ? [up, k, bias] : [up, k], [plainOut], { kernel_shape: { ints: [3, 3] }, pads: { ints: [1, 1, 1, 1] }, strides: { ints: [1, 1] }, dilations: { ints: [1, 1] }, group: { i: 1 } });
+  });
+  e.emit('If', [cond], [out], { then_branch: { g: thenG }, else_branch: { g: elseG } });
 }

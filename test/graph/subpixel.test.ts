@@ -7,6 +7,8 @@ import { evaluateReference } from '../../runtime/graph/reference.js';
 import { compileGraph, graphHash, type CompileOptions, type TensorData } from '../../runtime/graph/session.js';
 import { planSubpixel, subpixelWeight } from '../../runtime/graph/subpixel.js';
 import { laidOutTensors } from '../../runtime/graph/weight-tensors.js';
+import { buildUnetGraph } from '../../runtime/models/unet/unet.js';
+import { freshUnet, loadCase } from '../pipeline/helpers.js';
 import { uniform } from './harness.js';
 
 /** Largest |a - b| over the largest |b|: the "same result" measure of these tests. */
@@ -220,37 +222,137 @@ describe('sub-pixel lowering, int8', () => {
 });
 
 describe('sub-pixel lowering falls back to the plain form', () => {
-  it('when the upsampled tensor is read again, the weight is shared, the conv is not 3×3/stride 1/pad 1, or sizes come from a skip', async () => {
-    const build = (variant: 'reused' | 'shared' | 'kernel1' | 'stride2' | 'like' | 'fast') => {
+  it('when the upsampled tensor is read again, the weight is shared, or the conv is not 3×3/stride 1/pad 1', async () => {
+    const build = (variant: 'reused' | 'shared' | 'kernel1' | 'stride2' | 'fast') => {
       const g = new GraphBuilder();
       const x = g.input('x', 'float32', ['B', 8, 'H', 'W']);
-      const ref = g.input('ref', 'float32', ['B', 1, 'Hr', 'Wr']);
       const k = variant === 'kernel1' ? 1 : 3;
       const w = g.weight('w', [6, 8, k, k], { key: `fb:${k}`, load: () => uniform(6 * 8 * k * k, 2, -0.2, 0.2) });
-      const up = variant === 'like' ? g.upsampleNearestLike(x, ref) : g.upsampleNearest(x, 2);
+      const up = g.upsampleNearest(x, 2);
       const y = g.conv2d(up, w, undefined, { padding: k === 3 ? 1 : 0, stride: variant === 'stride2' ? 2 : 1 });
       g.output('y', y);
       if (variant === 'reused') g.output('up', up);
       if (variant === 'shared') g.output('z', g.conv2d(x, w, undefined, { padding: 1 }));
       return g.graph;
     };
-    for (const v of ['reused', 'shared', 'kernel1', 'stride2', 'like'] as const) {
+    for (const v of ['reused', 'shared', 'kernel1', 'stride2'] as const) {
       const graph = build(v);
       expect(planSubpixel(graph).convs.size, v).toBe(0);
       expect(opTypes(graph), v).toContain('Resize');
       expect(graphHash(graph), v).toBe(graphHash(graph, { subpixel: false }));
-      // Still the right numbers (including the odd skip sizes of a UNet, for the `like` variant).
-      const sizes = v === 'like' ? [[3, 4, 5, 7], [3, 4, 6, 8]] : [[3, 4, 6, 8]];
-      const s = await compileGraph(graph);
-      for (const [h, w, hr, wr] of sizes) {
-        const f = { ...feed(1, 8, h!, w!, 5), ref: { data: new Float32Array(hr! * wr!), dims: [1, 1, hr!, wr!] } };
-        const got = await s.run(f);
-        const want = evaluateReference(graph, f);
-        for (const name of Object.keys(want)) expect(relMaxDiff(got[name]!.data as Float32Array, want[name]!.data), `${v} ${name}`).toBeLessThan(1e-5);
-      }
+      const f = feed(1, 8, 3, 4, 5);
+      const got = await (await compileGraph(graph)).run(f);
+      const want = evaluateReference(graph, f);
+      for (const name of Object.keys(want)) expect(relMaxDiff(got[name]!.data as Float32Array, want[name]!.data), `${v} ${name}`).toBeLessThan(1e-5);
     }
     const fast = build('fast');
     expect(planSubpixel(fast).convs.size).toBe(1);
     expect(graphHash(fast)).not.toBe(graphHash(fast, { subpixel: false }));
+  });
+});
+
+/** The UNet's upsampler: nearest resize to the next skip's size (2n or, for odd latents, 2n-1), then the conv. */
+function skipUpsampler(s: Spec): Graph {
+  const g = new GraphBuilder();
+  const seed = s.seed ?? 1;
+  const x = g.input('x', 'float32', ['B', s.c, 'H', 'W']);
+  const ref = g.input('skip', 'float32', ['B', 2, 'Hs', 'Ws']);
+  const wData = s.weight ?? uniform(s.o * s.c * 9, seed, -0.2, 0.2);
+  const w = g.weight('up.conv.weight', [s.o, s.c, 3, 3], { key: `spl:${s.o}:${s.c}:${seed}:${s.weight ? 'given' : 'seeded'}`, load: () => wData }, { overridable: s.overridable ?? false });
+  const bData = uniform(s.o, seed + 1, -0.5, 0.5);
+  const b = g.weight('up.conv.bias', [s.o], { key: `spl-b:${s.o}:${seed}`, load: () => bData }, { overridable: s.overridable ?? false });
+  const y = g.conv2d(g.upsampleNearestLike(x, ref), w, b, { padding: 1 });
+  g.output('y', g.concat([y, ref], 1)); // the skip is read again, as the UNet's next block does
+  return g.graph;
+}
+
+const skipFeed = (c: number, [h, w, hs, ws]: number[], seed: number): Record<string, TensorData> => ({
+  ...feed(1, c, h!, w!, seed),
+  skip: { data: uniform(2 * hs! * ws!, seed + 7), dims: [1, 2, hs!, ws!] },
+});
+
+// exactly 2×, both odd (2n-1), one odd, and a tiny map
+const SKIP_SIZES = [[4, 5, 8, 10], [4, 5, 7, 9], [4, 5, 8, 9], [3, 3, 5, 6], [1, 2, 2, 4], [1, 2, 1, 3]];
+
+describe('sub-pixel lowering at skip sizes (UNet upsamplers): run-time dispatch', () => {
+  it('takes the sub-pixel form when the skip is exactly 2×, and the plain form (same numbers) otherwise', async () => {
+    const graph = skipUpsampler({ c: 8, o: 6, seed: 12 });
+    expect(opTypes(graph)).toContain('If');
+    expect(opTypes(graph, { subpixel: false })).not.toContain('If');
+    const fast = await compileGraph(graph);
+    const plain = await compileGraph(graph, { subpixel: false });
+    for (const [i, sz] of SKIP_SIZES.entries()) {
+      const f = skipFeed(8, sz, 50 + i);
+      const got = (await fast.run(f)).y!;
+      expect([...got.dims]).toEqual([1, 8, sz[2], sz[3]]);
+      expect(relMaxDiff(got.data as Float32Array, (await plain.run(f)).y!.data as Float32Array), sz.join('×')).toBeLessThan(1e-5);
+      expect(relMaxDiff(got.data as Float32Array, evaluateReference(graph, f).y!.data), sz.join('×')).toBeLessThan(1e-5);
+    }
+  });
+
+  it('applies a fed weight live in both branches', async () => {
+    const merged = uniform(6 * 8 * 9, 78, -0.3, 0.3);
+    const live = await compileGraph(skipUpsampler({ c: 8, o: 6, overridable: true, seed: 13 }));
+    const plain = await compileGraph(skipUpsampler({ c: 8, o: 6, overridable: true, seed: 13 }), { subpixel: false });
+    const over = new Map([['up.conv.weight', merged]]);
+    for (const sz of [[4, 5, 8, 10], [4, 5, 7, 9]]) {
+      const f = skipFeed(8, sz, 60);
+      const patched = (await live.run(f, over)).y!.data as Float32Array;
+      expect(relMaxDiff(patched, (await plain.run(f, over)).y!.data as Float32Array)).toBeLessThan(1e-5);
+      expect(relativeRms(patched, (await live.run(f)).y!.data as Float32Array)).toBeGreaterThan(0.1);
+    }
+  });
+
+  it('int8: the 2× case equals the static sub-pixel form; odd sizes stay within int8 error', async () => {
+    const [C, O] = [24, 20];
+    const like = await compileGraph(skipUpsampler({ c: C, o: O, seed: 14 }), { precision: 'int8' });
+    const plainQ = await compileGraph(skipUpsampler({ c: C, o: O, seed: 14 }), { precision: 'int8', subpixel: false });
+    const plainF = await compileGraph(skipUpsampler({ c: C, o: O, seed: 14 }), { precision: 'fp32', subpixel: false });
+    const wData = uniform(O * C * 9, 14, -0.2, 0.2);
+    const fixed = await compileGraph(upsampler({ c: C, o: O, seed: 14, weight: wData }), { precision: 'int8' });
+    const lowered = lowerToOnnx(skipUpsampler({ c: C, o: O }), { precision: 'int8' });
+    expect(lowered.weights.find((w) => w.irName === 'up.conv.weight')!.layout).toEqual({ kind: 'int8_conv', dims: [4 * C, 4 * O], taps: 4, subpixel: true });
+    const branches = lowered.model.graph.nodes.find((n) => n.opType === 'If')!.attributes!;
+    const inBranch = (k: string) => ('g' in branches[k]! ? branches[k].g.nodes.map((n) => n.opType) : []);
+    expect(inBranch('then_branch')).toContain('MatMulInteger');
+    expect(inBranch('else_branch')).toContain('Resize');
+    for (const [i, sz] of [[4, 5, 8, 10], [4, 5, 7, 9], [3, 4, 6, 7]].entries()) {
+      const f = skipFeed(C, sz, 70 + i);
+      const got = ((await like.run(f)).y!.data as Float32Array).slice(0, O * sz[2]! * sz[3]!); // the conv's channels
+      if (sz[2] === 2 * sz[0]! && sz[3] === 2 * sz[1]!) {
+        expect(Array.from(got)).toEqual(Array.from((await fixed.run({ x: f.x! })).y!.data as Float32Array));
+      }
+      const fp32 = ((await plainF.run(f)).y!.data as Float32Array).slice(0, got.length);
+      const e = relativeRms(got, fp32);
+      expect(e, sz.join('×')).toBeGreaterThan(1e-4);
+      expect(e, sz.join('×')).toBeLessThan(0.03);
+      expect(relativeRms(got, ((await plainQ.run(f)).y!.data as Float32Array).slice(0, got.length))).toBeLessThan(0.03);
+    }
+  });
+
+  it('the tiny SD1.5 UNet: fast equals plain at even and odd latent sizes, fp32 (and int8 within its error)', async () => {
+    const c = loadCase('unet');
+    const unet = freshUnet(c);
+    const graph = () => buildUnetGraph(unet.weights, unet.config, {});
+    expect(planSubpixel(graph()).convs.size).toBeGreaterThan(0);
+    const fast = await compileGraph(graph());
+    const plain = await compileGraph(graph(), { subpixel: false });
+    const fastQ = await compileGraph(graph(), { precision: 'int8' });
+    const base = { timesteps: c.input('timesteps'), context: c.input('context') };
+    const channels = c.input('x').dims[1]!;
+    for (const [h, w] of [[16, 24], [13, 11]]) {
+      const x = { data: uniform(2 * channels * h! * w!, h! * 100 + w!), dims: [2, channels, h!, w!] };
+      const b = c.input('x').dims[0]!;
+      const xs = { data: x.data.slice(0, b * channels * h! * w!), dims: [b, channels, h!, w!] };
+      const feeds = { ...base, x: xs };
+      const got = (await fast.run(feeds)).eps!.data as Float32Array;
+      const want = (await plain.run(feeds)).eps!.data as Float32Array;
+      expect(relMaxDiff(got, want), `${h}×${w}`).toBeLessThan(1e-5);
+      const q = relativeRms((await fastQ.run(feeds)).eps!.data as Float32Array, want);
+      expect(q).toBeGreaterThan(1e-4);
+      expect(q).toBeLessThan(0.12); // int8.test.ts's bound for this model
+    }
+    const r = c.check('eps', (await fast.run({ ...base, x: c.input('x') })).eps!.data as Float32Array);
+    expect(r.pass, r.note).toBe(true);
   });
 });
