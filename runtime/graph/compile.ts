@@ -3,7 +3,7 @@ import type { OnnxAttr, OnnxNode, OnnxTensor, OnnxTypeCode, OnnxValueInfo, OnnxD
 import { OnnxType } from '../onnx/model.js';
 import { lowerAutodiffOp } from './lower-grad.js';
 import { int8LayoutFor, lowerInt8Conv, lowerInt8Linear, scaleName, type Precision } from './lower-int8.js';
-import { NO_SUBPIXEL, finishSubpixelNhwc, lowerSubpixelConv, lowerSubpixelDispatch, planSubpixel, tiledBias, type Emit } from './subpixel.js';
+import { NO_SUBPIXEL, finishSubpixelNhwc, lowerSubpixelConv, lowerSubpixelDispatch, planSubpixel, plainName, tiledBias, type Emit } from './subpixel.js';
 
 /**
  * How a weight's stored (PyTorch-layout) data becomes the tensor the ONNX graph consumes. The same transform
@@ -14,7 +14,7 @@ export type WeightLayout =
   | { kind: 'transpose2d'; dims: number[] } // [out, in] -> [in, out] for MatMul
   | { kind: 'channel_broadcast'; dims: number[] } // [C] -> [C, 1, 1] for NCHW affine
   | { kind: 'int8_linear'; dims: number[] } // [out, in] -> int8 codes [in, out] + per-out scales
-  | { kind: 'int8_conv'; dims: number[]; taps: number; subpixel?: true } // [O, C, kh, kw] -> int8 codes [kh*kw*C, O] + per-O scales
+  | { kind: 'int8_conv'; dims: number[]; taps: number; subpixel?: true; plain?: number[] } // [O, C, kh, kw] -> int8 codes [kh*kw*C, O] + per-O scales (sub-pixel: of [4O, C, 2, 2], plus the 3×3 codes if `plain`)
   | { kind: 'subpixel'; dims: number[] }; // [O, C, 3, 3] -> [4O, C, 2, 2] (subpixel.ts); int8: int8_conv of that
 
 export interface PlannedWeight {
@@ -121,7 +121,8 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
     if (sub.weights.has(value)) {
       const [o, c] = shape as [number, number];
       const q = int8 ? int8LayoutFor(graph, w.name, shape, consumers.map((node) => ({ node, slot: 1 }))) : undefined;
-      return q ? { kind: 'int8_conv', dims: [4 * c, 4 * o], taps: 4, subpixel: true } : { kind: 'subpixel', dims: [4 * o, c, 2, 2] };
+      if (!q) return { kind: 'subpixel', dims: [4 * o, c, 2, 2] };
+      return { kind: 'int8_conv', dims: [4 * c, 4 * o], taps: 4, subpixel: true, ...(sub.dispatched.has(value) ? { plain: q.dims } : {}) };
     }
     if (int8) {
       const q = int8LayoutFor(graph, w.name, shape, consumers.map((node) => ({ node, slot: node.inputs.indexOf(value) })));
@@ -224,7 +225,11 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
             lowerInt8Conv(n, qins, to, [4 * o, c, 2, 2], em, (nhwc) => finishSubpixelNhwc(nhwc, to, em));
           };
           if (up.op === 'upsample_nearest') fast({ emit, fresh, i64 }, out);
-          else lowerSubpixelDispatch(ins, names.get(up.inputs[1]!)!, out, { o, c, quant }, fast, { emit, fresh, i64 });
+          else {
+            // Odd skip sizes: int8 runs today's int8 conv on the 3×3 codes kept beside the sub-pixel ones.
+            const plainInt8 = quant ? (em: Emit, upX: string, to: string) => lowerInt8Conv(n, [upX, plainName(ins[1]!), ...ins.slice(2)], to, wShape, em) : undefined;
+            lowerSubpixelDispatch(ins, names.get(up.inputs[1]!)!, out, { o, c }, fast, plainInt8, { emit, fresh, i64 });
+          }
           break;
         }
         if (planned.get(n.inputs[1]!)?.layout.kind === 'int8_conv') {
@@ -343,6 +348,10 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
       // Patched weights are quantised at feed time (codes + per-channel scales), so adapters keep int8 speed.
       inputs.push({ name: w.onnxName, elemType: OnnxType.INT8, shape: w.layout.dims });
       inputs.push({ name: scaleName(w.onnxName), elemType: OnnxType.FLOAT, shape: [w.layout.dims[1]!] });
+      if (w.layout.kind === 'int8_conv' && w.layout.plain) {
+        inputs.push({ name: plainName(w.onnxName), elemType: OnnxType.INT8, shape: w.layout.plain });
+        inputs.push({ name: scaleName(plainName(w.onnxName)), elemType: OnnxType.FLOAT, shape: [w.layout.plain[1]!] });
+      }
     } else inputs.push({ name: w.onnxName, elemType: OnnxType.FLOAT, shape: w.layout.dims });
   }
   const outputs: OnnxValueInfo[] = graph.outputs.map((o) => {

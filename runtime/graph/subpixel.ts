@@ -1,7 +1,6 @@
 import type { Graph, Node } from './ir.js';
 import { OnnxType, type OnnxAttr, type OnnxGraph, type OnnxNode } from '../onnx/model.js';
 import { nearestAttrs } from './compile.js';
-import { scaleName } from './lower-int8.js';
 
 /**
  * Sub-pixel lowering of "nearest 2× upsample → 3×3 conv (stride 1, pad 1)", the decoder upsamplers of the SD
@@ -29,9 +28,14 @@ export interface SubpixelPlan {
   upsamples: Set<Node>;
   /** Weight values laid out as sub-pixel weights. */
   weights: Set<number>;
+  /** Those of them read by a run-time dispatched (skip-sized) pair. */
+  dispatched: Set<number>;
 }
 
-export const NO_SUBPIXEL: SubpixelPlan = { convs: new Map(), upsamples: new Set(), weights: new Set() };
+/** Where a dispatched int8 weight keeps its plain 3×3 codes (and, via scaleName, their scales). */
+export const plainName = (onnxName: string): string => `${onnxName}.plain`;
+
+export const NO_SUBPIXEL: SubpixelPlan = { convs: new Map(), upsamples: new Set(), weights: new Set(), dispatched: new Set() };
 
 function fitsConv(graph: Graph, n: Node): boolean {
   if (n.op !== 'conv2d' || n.attrs.stride !== 1 || n.attrs.padding !== 1 || n.attrs.dilation !== 1 || n.attrs.groups !== 1) return false;
@@ -62,7 +66,7 @@ export function planSubpixel(graph: Graph): SubpixelPlan {
     const readers = consumers.get(upOut) ?? [];
     return readers.length === 1 && readers[0] === n ? up : undefined;
   };
-  const plan: SubpixelPlan = { convs: new Map(), upsamples: new Set(), weights: new Set() };
+  const plan: SubpixelPlan = { convs: new Map(), upsamples: new Set(), weights: new Set(), dispatched: new Set() };
   for (const n of graph.nodes) {
     const up = pairOf(n);
     const w = n.inputs[1]!;
@@ -72,6 +76,7 @@ export function planSubpixel(graph: Graph): SubpixelPlan {
     plan.convs.set(n, up);
     plan.upsamples.add(up);
     plan.weights.add(w);
+    if (up.op === 'upsample_nearest_like') plan.dispatched.add(w);
   }
   return plan;
 }
@@ -173,27 +178,12 @@ function inverseMatrix(): Float32Array {
   return m;
 }
 
-/** The plain [O, C, 3, 3] kernel from the session's sub-pixel weight (fp32 values, or int8 codes × scales). */
-function plainKernel(w: string, o: number, c: number, quant: boolean, e: Emit): string {
-  let f = w;
-  let perm: number[];
-  let split: number[];
-  if (quant) {
-    // codes [4C, 4O]: row (u·2 + v)·C + c, column (s·2 + t)·O + o
-    const cast = e.fresh('sp_wf');
-    e.emit('Cast', [w], [cast], { to: { i: OnnxType.FLOAT } });
-    f = e.fresh('sp_wdq');
-    e.emit('Mul', [cast, scaleName(w)], [f]);
-    split = [2, 2, c, 2, 2, o];
-    perm = [5, 2, 3, 4, 0, 1];
-  } else {
-    split = [2, 2, o, c, 2, 2]; // [s, t, O, C, u, v]
-    perm = [2, 3, 0, 1, 4, 5];
-  }
+/** The plain [O, C, 3, 3] kernel from the session's fp32 sub-pixel weight [4O, C, 2, 2] = [s, t, O, C, u, v]. */
+function plainKernel(w: string, o: number, c: number, e: Emit): string {
   const r = e.fresh('sp_wsplit');
-  e.emit('Reshape', [f, e.i64(split)], [r]);
+  e.emit('Reshape', [w, e.i64([2, 2, o, c, 2, 2])], [r]);
   const t = e.fresh('sp_wperm');
-  e.emit('Transpose', [r], [t], { perm: { ints: perm } });
+  e.emit('Transpose', [r], [t], { perm: { ints: [2, 3, 0, 1, 4, 5] } });
   const flat = e.fresh('sp_wflat');
   e.emit('Reshape', [t, e.i64([o, c, 16])], [flat]);
   const m = e.fresh('sp_inverse');
@@ -223,10 +213,19 @@ function branch(name: string, out: string, e: Emit, body: (em: Emit) => void): O
 
 /**
  * upsample-to-`ref` → conv: the sub-pixel form when ref's H, W are exactly twice x's, else (odd sizes) the plain
- * Resize + 3×3 conv with the kernel recovered from the sub-pixel weight in the graph (only that branch pays it).
+ * Resize + 3×3 conv: fp32 recovers the 3×3 kernel from the sub-pixel weight in the graph (only that branch pays
+ * it, and no second copy is held); int8 runs today's int8 conv on 3×3 codes kept beside the sub-pixel ones.
  * `fast` emits the sub-pixel conv (fp32 or int8) into the branch it is given.
  */
-export function lowerSubpixelDispatch(ins: string[], ref: string, out: string, w: { o: number; c: number; quant: boolean }, fast: (e: Emit, out: string) => void, e: Emit): void {
+export function lowerSubpixelDispatch(
+  ins: string[],
+  ref: string,
+  out: string,
+  w: { o: number; c: number },
+  fast: (e: Emit, out: string) => void,
+  plainInt8: ((e: Emit, up: string, out: string) => void) | undefined,
+  e: Emit,
+): void {
   const [x, wName, bias] = ins as [string, string, string | undefined];
   const sx = e.fresh('sp_sx');
   const sr = e.fresh('sp_sr');
@@ -246,13 +245,14 @@ export function lowerSubpixelDispatch(ins: string[], ref: string, out: string, w
   const thenG = branch('subpixel_fast', fastOut, e, (em) => fast(em, fastOut));
   const plainOut = e.fresh('sp_plain_out');
   const elseG = branch('subpixel_plain', plainOut, e, (em) => {
-    const k = plainKernel(wName, w.o, w.c, w.quant, em);
     const head = em.fresh('sp_sxh');
     em.emit('Shape', [x], [head], { end: { i: 2 } });
     const sizes = em.fresh('sp_sizes');
     em.emit('Concat', [head, sr], [sizes], { axis: { i: 0 } });
     const up = em.fresh('sp_up');
     em.emit('Resize', [x, '', '', sizes], [up], nearestAttrs());
+    if (plainInt8) return plainInt8(em, up, plainOut);
+    const k = plainKernel(wName, w.o, w.c, em);
     em.emit('Conv', bias ? [up, k, bias] : [up, k], [plainOut], { kernel_shape: { ints: [3, 3] }, pads: { ints: [1, 1, 1, 1] }, strides: { ints: [1, 1] }, dilations: { ints: [1, 1] }, group: { i: 1 } });
   });
   e.emit('If', [cond], [out], { then_branch: { g: thenG }, else_branch: { g: elseG } });

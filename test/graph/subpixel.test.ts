@@ -303,7 +303,7 @@ describe('sub-pixel lowering at skip sizes (UNet upsamplers): run-time dispatch'
     }
   });
 
-  it('int8: the 2× case equals the static sub-pixel form; odd sizes stay within int8 error', async () => {
+  it('int8: the 2× case equals the static sub-pixel form; odd sizes equal today\'s int8 path', async () => {
     const [C, O] = [24, 20];
     const like = await compileGraph(skipUpsampler({ c: C, o: O, seed: 14 }), { precision: 'int8' });
     const plainQ = await compileGraph(skipUpsampler({ c: C, o: O, seed: 14 }), { precision: 'int8', subpixel: false });
@@ -311,7 +311,8 @@ describe('sub-pixel lowering at skip sizes (UNet upsamplers): run-time dispatch'
     const wData = uniform(O * C * 9, 14, -0.2, 0.2);
     const fixed = await compileGraph(upsampler({ c: C, o: O, seed: 14, weight: wData }), { precision: 'int8' });
     const lowered = lowerToOnnx(skipUpsampler({ c: C, o: O }), { precision: 'int8' });
-    expect(lowered.weights.find((w) => w.irName === 'up.conv.weight')!.layout).toEqual({ kind: 'int8_conv', dims: [4 * C, 4 * O], taps: 4, subpixel: true });
+    // Odd sizes keep today's int8 conv: its 3×3 codes are held beside the sub-pixel ones.
+    expect(lowered.weights.find((w) => w.irName === 'up.conv.weight')!.layout).toEqual({ kind: 'int8_conv', dims: [4 * C, 4 * O], taps: 4, subpixel: true, plain: [9 * C, O] });
     const branches = lowered.model.graph.nodes.find((n) => n.opType === 'If')!.attributes!;
     const inBranch = (k: string) => ('g' in branches[k]! ? branches[k].g.nodes.map((n) => n.opType) : []);
     expect(inBranch('then_branch')).toContain('MatMulInteger');
@@ -319,15 +320,40 @@ describe('sub-pixel lowering at skip sizes (UNet upsamplers): run-time dispatch'
     for (const [i, sz] of [[4, 5, 8, 10], [4, 5, 7, 9], [3, 4, 6, 7]].entries()) {
       const f = skipFeed(C, sz, 70 + i);
       const got = ((await like.run(f)).y!.data as Float32Array).slice(0, O * sz[2]! * sz[3]!); // the conv's channels
-      if (sz[2] === 2 * sz[0]! && sz[3] === 2 * sz[1]!) {
-        expect(Array.from(got)).toEqual(Array.from((await fixed.run({ x: f.x! })).y!.data as Float32Array));
-      }
+      const today = ((await plainQ.run(f)).y!.data as Float32Array).slice(0, got.length);
+      if (sz[2] === 2 * sz[0]! && sz[3] === 2 * sz[1]!) expect(Array.from(got)).toEqual(Array.from((await fixed.run({ x: f.x! })).y!.data as Float32Array));
+      else expect(relMaxDiff(got, today), sz.join('×')).toBeLessThan(1e-6);
       const fp32 = ((await plainF.run(f)).y!.data as Float32Array).slice(0, got.length);
       const e = relativeRms(got, fp32);
       expect(e, sz.join('×')).toBeGreaterThan(1e-4);
       expect(e, sz.join('×')).toBeLessThan(0.03);
-      expect(relativeRms(got, ((await plainQ.run(f)).y!.data as Float32Array).slice(0, got.length))).toBeLessThan(0.03);
+      expect(relativeRms(got, today)).toBeLessThan(0.03);
     }
+  });
+
+  it('int8: a fed weight feeds both code sets, quantised from the same patched floats', async () => {
+    const [C, O] = [24, 20];
+    const merged = uniform(O * C * 9, 79, -0.3, 0.3);
+    const lowered = lowerToOnnx(skipUpsampler({ c: C, o: O, overridable: true, seed: 15 }), { precision: 'int8' });
+    expect(lowered.model.graph.inputs.map((i) => [i.name, i.elemType, i.shape])).toEqual([
+      ['x', 1, ['B', C, 'H', 'W']],
+      ['skip', 1, ['B', 2, 'Hs', 'Ws']],
+      ['up.conv.weight', 3, [4 * C, 4 * O]],
+      ['up.conv.weight.qscale', 1, [4 * O]],
+      ['up.conv.weight.plain', 3, [9 * C, O]],
+      ['up.conv.weight.plain.qscale', 1, [O]],
+      ['up.conv.bias', 1, [O]],
+    ]);
+    const live = await compileGraph(skipUpsampler({ c: C, o: O, overridable: true, seed: 15 }), { precision: 'int8' });
+    const baked = await compileGraph(skipUpsampler({ c: C, o: O, seed: 15, weight: merged }), { precision: 'int8' });
+    for (const sz of [[4, 5, 8, 10], [4, 5, 7, 9]]) {
+      const f = skipFeed(C, sz, 61);
+      const patched = (await live.run(f, new Map([['up.conv.weight', merged]]))).y!.data as Float32Array;
+      expect(Array.from(patched), sz.join('×')).toEqual(Array.from((await baked.run(f)).y!.data as Float32Array));
+    }
+    await live.run(skipFeed(C, [4, 5, 7, 9], 62));
+    // Base values held as codes: sub-pixel [4C, 4O] + 4O scales, 3×3 [9C, O] + O scales, and the fp32 bias.
+    expect(live.defaultBytes).toBe(16 * C * O + 4 * 4 * O + 9 * C * O + 4 * O + 4 * O);
   });
 
   it('the tiny SD1.5 UNet: fast equals plain at even and odd latent sizes, fp32 (and int8 within its error)', async () => {
