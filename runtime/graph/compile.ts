@@ -71,7 +71,7 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
   const fused = !portable && (opts.fusedAttention ?? true);
   // The integer kernels we use are ORT CPU ones (com.microsoft); portable graphs stay fp32.
   const int8 = !portable && opts.precision === 'int8';
-  const sub = opts.subpixel === false ? NO_SUBPIXEL : planSubpixel(graph);
+  const sub = opts.subpixel === false ? NO_SUBPIXEL : planSubpixel(graph, { dispatch: !portable });
   const nodes: OnnxNode[] = [];
   const initializers: OnnxTensor[] = [];
   const names = new Map<number, string>();

@@ -43,7 +43,7 @@ export function defaultCacheDir(): string {
 /** Stable content hash of a graph: structure, weight identities (not their bytes) and constants. */
 export function graphHash(graph: Graph, opts: LowerOptions = {}): string {
   const h = createHash('sha256');
-  h.update(JSON.stringify({ v: 2, opts: { opset: opts.opset ?? 21, fused: opts.fusedAttention ?? true, ...(opts.portable ? { portable: true } : {}), ...(opts.precision === 'int8' && !opts.portable ? { precision: 'int8' } : {}), ...(opts.subpixel !== false && hasSubpixel(graph) ? { subpixel: true } : {}) } }));
+  h.update(JSON.stringify({ v: 2, opts: { opset: opts.opset ?? 21, fused: opts.fusedAttention ?? true, ...(opts.portable ? { portable: true } : {}), ...(opts.precision === 'int8' && !opts.portable ? { precision: 'int8' } : {}), ...(opts.subpixel !== false && hasSubpixel(graph, { dispatch: !opts.portable }) ? { subpixel: true } : {}) } }));
   h.update(JSON.stringify(graph.values));
   h.update(JSON.stringify(graph.nodes));
   h.update(JSON.stringify(graph.inputs));

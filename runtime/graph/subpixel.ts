@@ -43,8 +43,12 @@ function fitsConv(graph: Graph, n: Node): boolean {
   return w.length === 4 && w.every((d) => typeof d === 'number') && w[2] === 3 && w[3] === 3 && graph.values[n.inputs[0]!]!.shape.length === 4;
 }
 
-/** Finds the upsample → conv pairs the lowering may fuse. */
-export function planSubpixel(graph: Graph): SubpixelPlan {
+/**
+ * Finds the upsample → conv pairs the lowering may fuse. `dispatch: false` (portable graphs for other execution
+ * providers, where an If may split the graph across devices) leaves skip-sized pairs plain.
+ */
+export function planSubpixel(graph: Graph, opts: { dispatch?: boolean } = {}): SubpixelPlan {
+  const dispatch = opts.dispatch ?? true;
   const producer = new Map<number, Node>();
   const consumers = new Map<number, Node[]>();
   for (const n of graph.nodes) {
@@ -60,7 +64,7 @@ export function planSubpixel(graph: Graph): SubpixelPlan {
   const pairOf = (n: Node): Node | undefined => {
     if (!fitsConv(graph, n)) return undefined;
     const up = producer.get(n.inputs[0]!);
-    if (!up || !((up.op === 'upsample_nearest' && up.attrs.scale === 2) || up.op === 'upsample_nearest_like')) return undefined;
+    if (!up || !((up.op === 'upsample_nearest' && up.attrs.scale === 2) || (dispatch && up.op === 'upsample_nearest_like'))) return undefined;
     const upOut = up.outputs[0]!;
     if (outputs.has(upOut) || n.inputs.indexOf(upOut, 1) !== -1) return undefined;
     const readers = consumers.get(upOut) ?? [];
@@ -81,8 +85,8 @@ export function planSubpixel(graph: Graph): SubpixelPlan {
   return plan;
 }
 
-export function hasSubpixel(graph: Graph): boolean {
-  return planSubpixel(graph).convs.size > 0;
+export function hasSubpixel(graph: Graph, opts: { dispatch?: boolean } = {}): boolean {
+  return planSubpixel(graph, opts).convs.size > 0;
 }
 
 // Phase a's two taps (u = 0: input row r-1, u = 1: row r of the pad-1 2×2 conv) as sums of 3×3 rows dy.

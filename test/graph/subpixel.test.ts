@@ -279,6 +279,9 @@ describe('sub-pixel lowering at skip sizes (UNet upsamplers): run-time dispatch'
     const graph = skipUpsampler({ c: 8, o: 6, seed: 12 });
     expect(opTypes(graph)).toContain('If');
     expect(opTypes(graph, { subpixel: false })).not.toContain('If');
+    // Portable graphs (other execution providers) keep skip-sized pairs plain, but fuse the static 2× ones.
+    expect(opTypes(graph, { portable: true })).toEqual(opTypes(graph, { portable: true, subpixel: false }));
+    expect(opTypes(upsampler({ c: 8, o: 6 }), { portable: true })).toContain('DepthToSpace');
     const fast = await compileGraph(graph);
     const plain = await compileGraph(graph, { subpixel: false });
     for (const [i, sz] of SKIP_SIZES.entries()) {
