@@ -14,11 +14,10 @@ import { nearestAttrs } from './compile.js';
  * The model code keeps stating upsample-then-conv; the lowering recognises the pair. A UNet upsamples to its next
  * skip's size instead (odd latents give 2n-1 rows, where the conv's border differs): there the graph checks at
  * run time that the skip is exactly 2× and otherwise runs the plain form (an ONNX If; see lowerSubpixelDispatch).
- * It only takes the pair when
- * the upsampled tensor feeds nothing else (training graphs read it again for the weight gradient and LoRA
- * branches) and the weight is a graph weight read only by such pairs, since the weight's layout changes: baked
- * and fed (adapter-patched) weights both go through `subpixelWeight`, and int8 quantises the sub-pixel weight
- * per output channel after it is formed in float.
+ * A pair is only taken when the upsampled tensor feeds nothing else (training graphs read it again for the
+ * weight gradient and LoRA branches) and the weight is a graph weight read only by such pairs, since the
+ * weight's layout changes: baked and fed (adapter-patched) weights both go through `subpixelWeight`, and int8
+ * quantises the sub-pixel weight per output channel after it is formed in float.
  */
 
 export interface SubpixelPlan {
