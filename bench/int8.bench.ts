@@ -5,8 +5,11 @@
  * eps error (int8 on the fp32 trajectory's inputs) and the final latent's error (each on its own trajectory).
  * Each precision runs in its own child process, one after the other, so RSS figures are the UNet's own.
  * Prints the ISA, the fp32 FMA peak and ORT's 2048³ MatMul measured in the same run, and the machine load.
+ * Also times the plain form of the decoders' upsamplers (nearest 2× then 3×3 conv, as before the sub-pixel
+ * lowering; RESFLOW_SUBPIXEL=0 / `subpixel: false`): "fp32 plain" is the issue's "today's fp32".
+ * `--skip-plain` skips those; `--plain-int8` also times the UNet's plain int8 form.
  *
- *   npx tsx bench/int8.bench.ts [--size 512] [--steps 3] [--quality-size 256] [--euler 20]
+ *   npx tsx bench/int8.bench.ts [--size 512] [--steps 3] [--quality-size 256] [--euler 20] [--skip-plain] [--plain-int8]
  */
 import { relativeRms } from '../runtime/graph/quantize.js';
 import { spawnSync } from 'node:child_process';
@@ -34,6 +37,8 @@ const { values } = parseArgs({
     euler: { type: 'string', default: '20' },
     child: { type: 'string' },
     vae: { type: 'boolean', default: true },
+    'skip-plain': { type: 'boolean', default: false },
+    'plain-int8': { type: 'boolean', default: false },
     work: { type: 'string' },
   },
 });
@@ -45,6 +50,8 @@ const log = (s: string) => console.log(s);
 
 interface ChildResult {
   precision: Precision;
+  /** Timed with the plain upsampler form (RESFLOW_SUBPIXEL=0). */
+  plain: boolean;
   buildS: number;
   times: number[];
   peakRss: number;
@@ -56,8 +63,12 @@ const f32File = (path: string) => new Float32Array(readFileSync(path).buffer.sli
 const save = (path: string, a: Float32Array) => writeFileSync(path, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
 
 
+const variantName = (precision: Precision, plain: boolean) => `${precision}${plain ? '-plain' : ''}`;
+
 /** One precision in this process: session build, timed steps, an Euler run; arrays go to files in `work`. */
 async function child(precision: Precision, work: string): Promise<void> {
+  const plain = process.env.RESFLOW_SUBPIXEL === '0';
+  const name = variantName(precision, plain);
   const rng = new SeededRandom(3);
   const ck = openSd1Checkpoint(ensureSd15Checkpoint(log));
   const unet = new UnetModel(ck.unet, inferUnetConfig(ck.unet, {}, ck.file.metadata));
@@ -68,9 +79,15 @@ async function child(precision: Precision, work: string): Promise<void> {
   const x = { data: rng.fillNormal(new Float32Array(2 * 4 * lat * lat), 0, 1), dims: [2, 4, lat, lat] };
   const ts = new Float32Array([500, 500]);
   const first = await unet.eps(x, ts, ctx);
-  save(join(work, `${precision}-eps.bin`), first.data as Float32Array);
+  save(join(work, `${name}-eps.bin`), first.data as Float32Array);
   const times: number[] = [];
   for (let i = 0; i < steps; i++) times.push((await timeIt(() => unet.eps(x, ts, ctx)))[1] / 1000);
+  const result: ChildResult = { precision, plain, buildS: buildMs / 1000, times, peakRss: peakRssBytes(), steadyRss: process.memoryUsage().rss, weightBytes: session.weightBytes };
+  if (plain) {
+    // The plain forms are timed only; quality is measured on the default (sub-pixel) forms.
+    writeFileSync(join(work, `${name}.json`), JSON.stringify(result));
+    return;
+  }
 
   // Euler at the quality size. fp32 records its trajectory; int8 also evaluates eps on fp32's inputs.
   const ms = new ModelSampling();
@@ -97,23 +114,31 @@ async function child(precision: Precision, work: string): Promise<void> {
     for (let j = 0; j < n; j++) cur[j] = cur[j]! + eps[j]! * dt;
   }
   save(join(work, `${precision}-final.bin`), cur);
-  const result: ChildResult = { precision, buildS: buildMs / 1000, times, peakRss: peakRssBytes(), steadyRss: process.memoryUsage().rss, weightBytes: session.weightBytes };
-  writeFileSync(join(work, `${precision}.json`), JSON.stringify(result));
+  writeFileSync(join(work, `${name}.json`), JSON.stringify({ ...result, peakRss: peakRssBytes(), steadyRss: process.memoryUsage().rss }));
 }
 
-/** VAE decode 512² batch 1, fp32 then int8 sessions of the same weights (small enough to share a process). */
-async function vaeChild(work: string): Promise<void> {
+/** VAE decode 512² batch 1: fp32 and int8 sessions of the same weights, plain and sub-pixel upsamplers (one process). */
+async function vaeChild(work: string, plainToo: boolean): Promise<void> {
   const ck = openSd1Checkpoint(ensureSd15Checkpoint(log));
   const z = { data: new SeededRandom(9).fillNormal(new Float32Array(4 * 64 * 64), 0, 1), shape: [1, 4, 64, 64] as [number, number, number, number] };
   const res: Record<string, number[]> = {};
   const imgs: Record<string, Float32Array> = {};
   for (const precision of ['fp32', 'int8'] as const) {
-    const vae = await Vae.load(ck.file, { prefix: 'first_stage_model.', compile: { precision } });
-    imgs[precision] = Float32Array.from((await vae.decodeRaw(z)).data);
-    res[precision] = [];
-    for (let i = 0; i < 2; i++) res[precision].push((await timeIt(() => vae.decodeRaw(z)))[1] / 1000);
+    for (const plain of plainToo ? [true, false] : [false]) {
+      const name = variantName(precision, plain);
+      const vae = await Vae.load(ck.file, { prefix: 'first_stage_model.', compile: { precision, subpixel: !plain } });
+      imgs[name] = Float32Array.from((await vae.decodeRaw(z)).data);
+      res[name] = [];
+      for (let i = 0; i < 2; i++) res[name].push((await timeIt(() => vae.decodeRaw(z)))[1] / 1000);
+      await vae.dispose();
+    }
   }
-  writeFileSync(join(work, 'vae.json'), JSON.stringify({ times: res, err: relativeRms(imgs.int8!, imgs.fp32!) }));
+  const err: Record<string, number> = { int8: relativeRms(imgs.int8!, imgs.fp32!) };
+  if (plainToo) {
+    err['fp32-vs-plain'] = relativeRms(imgs.fp32!, imgs['fp32-plain']!);
+    err['int8-vs-plain'] = relativeRms(imgs.int8!, imgs['fp32-plain']!);
+  }
+  writeFileSync(join(work, 'vae.json'), JSON.stringify({ times: res, err }));
 }
 
 async function parent(): Promise<void> {
@@ -133,16 +158,22 @@ async function parent(): Promise<void> {
     rmSync(work, { recursive: true, force: true });
     rmSync(cacheDir, { recursive: true, force: true });
   });
-  const results: Partial<Record<Precision, ChildResult>> = {};
-  for (const precision of ['fp32', 'int8'] as const) {
+  const results: Record<string, ChildResult> = {};
+  // fp32 (sub-pixel) first: it writes the trajectory the int8 child evaluates on.
+  const variants: Array<[Precision, boolean]> = [['fp32', false], ['int8', false]];
+  if (!values['skip-plain']) variants.push(['fp32', true]);
+  if (values['plain-int8']) variants.push(['int8', true]);
+  for (const [precision, plain] of variants) {
     const args = [...process.execArgv, fileURLToPath(import.meta.url), '--child', precision, '--work', work, '--size', String(size), '--steps', String(steps), '--quality-size', String(qSize), '--euler', String(eulerSteps)];
-    const r = spawnSync(process.execPath, args, { stdio: 'inherit', env: { ...process.env, RESFLOW_CACHE_DIR: cacheDir } });
-    if (r.status !== 0) throw new Error(`${precision} child failed (${r.status ?? r.signal})`);
-    results[precision] = JSON.parse(readFileSync(join(work, `${precision}.json`), 'utf8')) as ChildResult;
+    const r = spawnSync(process.execPath, args, { stdio: 'inherit', env: { ...process.env, RESFLOW_CACHE_DIR: cacheDir, RESFLOW_SUBPIXEL: plain ? '0' : '1' } });
+    const name = variantName(precision, plain);
+    if (r.status !== 0) throw new Error(`${name} child failed (${r.status ?? r.signal})`);
+    results[name] = JSON.parse(readFileSync(join(work, `${name}.json`), 'utf8')) as ChildResult;
   }
-  let vae: { times: Record<Precision, number[]>; err: number } | undefined;
+  let vae: { times: Record<string, number[]>; err: Record<string, number> } | undefined;
   if (values.vae) {
-    const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', 'vae', '--work', work], { stdio: 'inherit', env: { ...process.env, RESFLOW_CACHE_DIR: cacheDir } });
+    const vaeArgs = [...process.execArgv, fileURLToPath(import.meta.url), '--child', 'vae', '--work', work, ...(values['skip-plain'] ? ['--skip-plain'] : [])];
+    const r = spawnSync(process.execPath, vaeArgs, { stdio: 'inherit', env: { ...process.env, RESFLOW_CACHE_DIR: cacheDir } });
     if (r.status !== 0) throw new Error(`vae child failed (${r.status ?? r.signal})`);
     vae = JSON.parse(readFileSync(join(work, 'vae.json'), 'utf8'));
   }
@@ -153,15 +184,22 @@ async function parent(): Promise<void> {
   log(`\nSD1.5 UNet ${size}² batch 2 (${(flops / 1e12).toFixed(3)} TFLOP/step; fp32-equivalent GFLOP/s):`);
   const f = results.fp32!;
   const q = results.int8!;
-  for (const r of [f, q]) {
+  const fp = results['fp32-plain'];
+  for (const r of [fp, f, results['int8-plain'], q]) {
+    if (!r) continue;
     const t = median(r.times);
     const g = flops / t / 1e9;
     log(
-      `  ${r.precision}: ${t.toFixed(2)} s/step [${r.times.map((v) => v.toFixed(2)).join(' ')}] → ${g.toFixed(1)} GFLOP/s = ${(g / mmGflops).toFixed(2)}× ORT MatMul${fma ? `, ${((100 * g) / fma).toFixed(0)}% of FMA peak` : ''}; session build ${r.buildS.toFixed(1)} s; weights ${gib(r.weightBytes)}; peak RSS ${gib(r.peakRss)}, RSS after steps ${gib(r.steadyRss)}`,
+      `  ${r.precision}${r.plain ? ' plain upsamplers' : ''}: ${t.toFixed(2)} s/step [${r.times.map((v) => v.toFixed(2)).join(' ')}] → ${g.toFixed(1)} GFLOP/s = ${(g / mmGflops).toFixed(2)}× ORT MatMul${fma ? `, ${((100 * g) / fma).toFixed(0)}% of FMA peak` : ''}; session build ${r.buildS.toFixed(1)} s; weights ${gib(r.weightBytes)}; peak RSS ${gib(r.peakRss)}, RSS after steps ${gib(r.steadyRss)}`,
     );
   }
   const ratio = median(q.times) / median(f.times);
   log(`  int8 / fp32 step time: ${ratio.toFixed(2)} (target ≤ 0.55) ${ratio <= 0.55 ? 'OK' : 'MISS'}; int8 peak RSS ${gib(q.peakRss)} (target ≤ 1.6 GiB) ${q.peakRss <= 1.6 * 2 ** 30 ? 'OK' : 'MISS'}`);
+  if (fp) {
+    const base = median(fp.times);
+    log(`  against fp32 with plain upsamplers (today's fp32): int8 ${(median(q.times) / base).toFixed(2)} (target ≤ 0.55) ${median(q.times) / base <= 0.55 ? 'OK' : 'MISS'}, fp32 sub-pixel ${(median(f.times) / base).toFixed(3)}`);
+    log(`  eps relative RMS fp32 sub-pixel vs plain: ${relativeRms(f32File(join(work, 'fp32-eps.bin')), f32File(join(work, 'fp32-plain-eps.bin'))).toExponential(2)}`);
+  }
   log(`  eps relative RMS int8 vs fp32 at ${size}², t=500: ${relativeRms(f32File(join(work, 'int8-eps.bin')), f32File(join(work, 'fp32-eps.bin'))).toExponential(2)}`);
   const per: number[] = [];
   for (let i = 0; i < eulerSteps; i++) per.push(relativeRms(f32File(join(work, `int8-eps-${i}.bin`)), f32File(join(work, `traj-eps-${i}.bin`))));
@@ -169,11 +207,16 @@ async function parent(): Promise<void> {
   log(`  per-step eps relative RMS (int8 on the fp32 trajectory): mean ${(per.reduce((s, v) => s + v, 0) / per.length).toExponential(2)}, max ${Math.max(...per).toExponential(2)}  [${per.map((v) => v.toFixed(3)).join(' ')}]`);
   log(`  final latent relative RMS (each on its own trajectory): ${relativeRms(f32File(join(work, 'int8-final.bin')), f32File(join(work, 'fp32-final.bin'))).toExponential(2)}`);
   if (vae) {
-    const [tf, tq] = [median(vae.times.fp32), median(vae.times.int8)];
-    log(`\nVAE decode 512² batch 1: fp32 ${tf.toFixed(2)} s, int8 ${tq.toFixed(2)} s, ratio ${(tq / tf).toFixed(2)} (target ≤ 0.6); image relative RMS ${vae.err.toExponential(2)}`);
+    const [tf, tq] = [median(vae.times.fp32!), median(vae.times.int8!)];
+    log(`\nVAE decode 512² batch 1: fp32 ${tf.toFixed(2)} s, int8 ${tq.toFixed(2)} s, ratio ${(tq / tf).toFixed(2)}; image relative RMS ${vae.err.int8!.toExponential(2)}`);
+    if (vae.times['fp32-plain']) {
+      const [pf, pq] = [median(vae.times['fp32-plain']), median(vae.times['int8-plain']!)];
+      log(`  plain upsamplers: fp32 ${pf.toFixed(2)} s (today's), int8 ${pq.toFixed(2)} s; sub-pixel fp32 ${(tf / pf).toFixed(2)} × today's, sub-pixel int8 ${(tq / pf).toFixed(2)} × today's (target ≤ 0.6) ${tq / pf <= 0.6 ? 'OK' : 'MISS'}`);
+      log(`  image relative RMS vs today's fp32: fp32 sub-pixel ${vae.err['fp32-vs-plain']!.toExponential(2)}, int8 sub-pixel ${vae.err['int8-vs-plain']!.toExponential(2)}`);
+    }
   }
 }
 
-if (values.child === 'vae') await vaeChild(values.work!);
+if (values.child === 'vae') await vaeChild(values.work!, !values['skip-plain']);
 else if (values.child) await child(values.child as Precision, values.work!);
 else await parent();

@@ -3,6 +3,7 @@ import type { OnnxAttr, OnnxNode, OnnxTensor, OnnxTypeCode, OnnxValueInfo, OnnxD
 import { OnnxType } from '../onnx/model.js';
 import { lowerAutodiffOp } from './lower-grad.js';
 import { int8LayoutFor, lowerInt8Conv, lowerInt8Linear, scaleName, type Precision } from './lower-int8.js';
+import { NO_SUBPIXEL, finishSubpixelNhwc, lowerSubpixelConv, lowerSubpixelDispatch, planSubpixel, plainName, tiledBias, type Emit } from './subpixel.js';
 
 /**
  * How a weight's stored (PyTorch-layout) data becomes the tensor the ONNX graph consumes. The same transform
@@ -13,7 +14,8 @@ export type WeightLayout =
   | { kind: 'transpose2d'; dims: number[] } // [out, in] -> [in, out] for MatMul
   | { kind: 'channel_broadcast'; dims: number[] } // [C] -> [C, 1, 1] for NCHW affine
   | { kind: 'int8_linear'; dims: number[] } // [out, in] -> int8 codes [in, out] + per-out scales
-  | { kind: 'int8_conv'; dims: number[]; taps: number }; // [O, C, kh, kw] -> int8 codes [kh*kw*C, O] + per-O scales
+  | { kind: 'int8_conv'; dims: number[]; taps: number; subpixel?: true; plain?: number[] } // [O, C, kh, kw] -> int8 codes [kh*kw*C, O] + per-O scales (sub-pixel: of [4O, C, 2, 2], plus the 3×3 codes if `plain`)
+  | { kind: 'subpixel'; dims: number[] }; // [O, C, 3, 3] -> [4O, C, 2, 2] (subpixel.ts); int8: int8_conv of that
 
 export interface PlannedWeight {
   onnxName: string;
@@ -39,6 +41,8 @@ export interface LowerOptions {
   portable?: boolean;
   /** `int8`: baked linear and conv weights become per-channel int8 codes with dynamic activation quantisation. */
   precision?: Precision;
+  /** Lower nearest-2×-upsample → 3×3 conv pairs as one sub-pixel 2×2 conv (subpixel.ts); default true. */
+  subpixel?: boolean;
 }
 
 const ELEM: Record<ElemType, OnnxTypeCode> = { float32: OnnxType.FLOAT, int64: OnnxType.INT64, int32: OnnxType.INT32, bool: OnnxType.BOOL };
@@ -67,6 +71,7 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
   const fused = !portable && (opts.fusedAttention ?? true);
   // The integer kernels we use are ORT CPU ones (com.microsoft); portable graphs stay fp32.
   const int8 = !portable && opts.precision === 'int8';
+  const sub = opts.subpixel === false ? NO_SUBPIXEL : planSubpixel(graph, { dispatch: !portable });
   const nodes: OnnxNode[] = [];
   const initializers: OnnxTensor[] = [];
   const names = new Map<number, string>();
@@ -113,6 +118,12 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
     const use = useOf.get(value);
     const consumers = graph.nodes.filter((n) => n.inputs.includes(value));
     const w = weightByValue.get(value)!;
+    if (sub.weights.has(value)) {
+      const [o, c] = shape as [number, number];
+      const q = int8 ? int8LayoutFor(graph, w.name, shape, consumers.map((node) => ({ node, slot: 1 }))) : undefined;
+      if (!q) return { kind: 'subpixel', dims: [4 * o, c, 2, 2] };
+      return { kind: 'int8_conv', dims: [4 * c, 4 * o], taps: 4, subpixel: true, ...(sub.dispatched.has(value) ? { plain: q.dims } : {}) };
+    }
     if (int8) {
       const q = int8LayoutFor(graph, w.name, shape, consumers.map((node) => ({ node, slot: node.inputs.indexOf(value) })));
       if (q) return q;
@@ -136,6 +147,11 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
   const rawWeight = (id: number) => planned.has(id) && planned.get(id)!.layout.kind !== 'as_is';
 
   for (const n of graph.nodes) {
+    if (sub.upsamples.has(n)) {
+      // Folded into its conv, which reads the upsample's input directly.
+      names.set(n.outputs[0]!, names.get(n.inputs[0]!)!);
+      continue;
+    }
     const ins = n.inputs.map((id) => {
       const nm = names.get(id);
       if (nm === undefined) throw new Error(`IR value ${id} used by ${n.op} before it is defined`);
@@ -199,6 +215,23 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
         const s = n.attrs.stride as number;
         const d = n.attrs.dilation as number;
         const wShape = graph.values[n.inputs[1]!]!.shape as number[];
+        const up = sub.convs.get(n);
+        if (up) {
+          const [o, c] = wShape as [number, number];
+          const quant = planned.get(n.inputs[1]!)?.layout.kind === 'int8_conv';
+          const fast = (em: Emit, to: string) => {
+            if (!quant) return lowerSubpixelConv(ins, to, em);
+            const qins = ins[2] ? [ins[0]!, ins[1]!, tiledBias(ins[2], em)] : ins;
+            lowerInt8Conv(n, qins, to, [4 * o, c, 2, 2], em, (nhwc) => finishSubpixelNhwc(nhwc, to, em));
+          };
+          if (up.op === 'upsample_nearest') fast({ emit, fresh, i64 }, out);
+          else {
+            // Odd skip sizes: int8 runs today's int8 conv on the 3×3 codes kept beside the sub-pixel ones.
+            const plainInt8 = quant ? (em: Emit, upX: string, to: string) => lowerInt8Conv(n, [upX, plainName(ins[1]!), ...ins.slice(2)], to, wShape, em) : undefined;
+            lowerSubpixelDispatch(ins, names.get(up.inputs[1]!)!, out, { o, c }, fast, plainInt8, { emit, fresh, i64 });
+          }
+          break;
+        }
         if (planned.get(n.inputs[1]!)?.layout.kind === 'int8_conv') {
           lowerInt8Conv(n, ins, out, wShape, { emit, fresh, i64 });
           break;
@@ -315,6 +348,10 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
       // Patched weights are quantised at feed time (codes + per-channel scales), so adapters keep int8 speed.
       inputs.push({ name: w.onnxName, elemType: OnnxType.INT8, shape: w.layout.dims });
       inputs.push({ name: scaleName(w.onnxName), elemType: OnnxType.FLOAT, shape: [w.layout.dims[1]!] });
+      if (w.layout.kind === 'int8_conv' && w.layout.plain) {
+        inputs.push({ name: plainName(w.onnxName), elemType: OnnxType.INT8, shape: w.layout.plain });
+        inputs.push({ name: scaleName(plainName(w.onnxName)), elemType: OnnxType.FLOAT, shape: [w.layout.plain[1]!] });
+      }
     } else inputs.push({ name: w.onnxName, elemType: OnnxType.FLOAT, shape: w.layout.dims });
   }
   const outputs: OnnxValueInfo[] = graph.outputs.map((o) => {
@@ -332,7 +369,7 @@ export function lowerToOnnx(graph: Graph, opts: LowerOptions = {}): LoweredGraph
 
 const clampI64 = (v: number): number => Math.max(-(2 ** 62), Math.min(2 ** 62, v));
 
-function nearestAttrs(): Record<string, OnnxAttr> {
+export function nearestAttrs(): Record<string, OnnxAttr> {
   // PyTorch's F.interpolate(mode="nearest") picks floor(out_index * in / out): asymmetric + floor.
   return { mode: { s: 'nearest' }, coordinate_transformation_mode: { s: 'asymmetric' }, nearest_mode: { s: 'floor' } };
 }

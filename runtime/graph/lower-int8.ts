@@ -62,7 +62,7 @@ export function lowerInt8Linear(ins: string[], out: string, e: Emit): void {
  * NCHW conv with int8 codes laid out [kh*kw*C, O] (row (kh_i*kw + kw_i)*C + c). 1×1 stride-1 convs are a plain
  * quantised MatMul over channels-last pixels; larger kernels gather their taps from the u8 input.
  */
-export function lowerInt8Conv(n: Node, ins: string[], out: string, wShape: number[], e: Emit): void {
+export function lowerInt8Conv(n: Node, ins: string[], out: string, wShape: number[], e: Emit, finishNhwc?: (nhwc: string) => void): void {
   const [, , kh, kw] = wShape as [number, number, number, number];
   const p = n.attrs.padding as number;
   const s = n.attrs.stride as number;
@@ -116,5 +116,6 @@ export function lowerInt8Conv(n: Node, ins: string[], out: string, wShape: numbe
       e.emit('Add', [scaled, bias], [nhwcOut]);
     } else e.emit('Mul', [accF, scale], [nhwcOut]);
   }
-  e.emit('Transpose', [nhwcOut], [out], { perm: { ints: [0, 3, 1, 2] } });
+  if (finishNhwc) finishNhwc(nhwcOut);
+  else e.emit('Transpose', [nhwcOut], [out], { perm: { ints: [0, 3, 1, 2] } });
 }

@@ -11,6 +11,7 @@ import { bakedBytes as bakedBytesOf, laidOutTensors, tensorBytes, type LaidOutTe
 
 export { applyLayout } from './weight-tensors.js';
 import { precisionFor } from './precision.js';
+import { hasSubpixel } from './subpixel.js';
 import { enforceCacheBudget, pinCacheEntry, touchCacheEntry, unpinCacheEntry } from './disk-cache.js';
 
 export interface TensorData {
@@ -42,7 +43,7 @@ export function defaultCacheDir(): string {
 /** Stable content hash of a graph: structure, weight identities (not their bytes) and constants. */
 export function graphHash(graph: Graph, opts: LowerOptions = {}): string {
   const h = createHash('sha256');
-  h.update(JSON.stringify({ v: 2, opts: { opset: opts.opset ?? 21, fused: opts.fusedAttention ?? true, ...(opts.portable ? { portable: true } : {}), ...(opts.precision === 'int8' && !opts.portable ? { precision: 'int8' } : {}) } }));
+  h.update(JSON.stringify({ v: 2, opts: { opset: opts.opset ?? 21, fused: opts.fusedAttention ?? true, ...(opts.portable ? { portable: true } : {}), ...(opts.precision === 'int8' && !opts.portable ? { precision: 'int8' } : {}), ...(opts.subpixel !== false && hasSubpixel(graph, { dispatch: !opts.portable }) ? { subpixel: true } : {}) } }));
   h.update(JSON.stringify(graph.values));
   h.update(JSON.stringify(graph.nodes));
   h.update(JSON.stringify(graph.inputs));
@@ -227,6 +228,8 @@ function resolvedOptions(requested: CompileOptions): CompileOptions {
     ...requested,
     portable: requested.portable ?? portableLowering(deviceFor(requested.role)),
     precision: requested.precision ?? precisionFor(requested.role),
+    // RESFLOW_SUBPIXEL=0 keeps upsample → conv in its plain form (benches time both; a fallback if a provider misbehaves).
+    subpixel: requested.subpixel ?? process.env.RESFLOW_SUBPIXEL !== '0',
   };
 }
 

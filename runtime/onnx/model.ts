@@ -35,7 +35,8 @@ export type OnnxAttr =
   | { s: string }
   | { ints: number[] }
   | { floats: number[] }
-  | { t: OnnxTensor };
+  | { t: OnnxTensor }
+  | { g: OnnxGraph }; // a subgraph (If branches)
 
 export interface OnnxNode {
   opType: string;
@@ -107,6 +108,7 @@ function encodeAttr(name: string, a: OnnxAttr): ProtoWriter {
   else if ('f' in a) w.float(2, a.f).int(20, 1);
   else if ('s' in a) w.string(4, a.s).int(20, 3);
   else if ('t' in a) w.message(5, encodeTensor(a.t)).int(20, 4);
+  else if ('g' in a) w.message(6, encodeGraph(a.g)).int(20, 5);
   else if ('floats' in a) w.packedFloats(7, a.floats).int(20, 6);
   else w.packedInts(8, a.ints).int(20, 7);
   return w;
