@@ -1,5 +1,5 @@
 // Refreshes the editor screenshots in docs/ (not part of the test run): `npm run screenshots`.
-// Starts a server on the demo model in a scratch data folder, drives Debian's Chromium (RESFLOW_CHROMIUM
+// Starts a server on the demo and Shapes models in a scratch data folder, drives Debian's Chromium (RESFLOW_CHROMIUM
 // to override) at 1600×900, runs the default ResAdapter workflow and captures the main views.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { createCoreRegistry } from '../nodes/core/index.js';
 import { createRuntimeEnv } from '../nodes/env.js';
 import { ensureDemoModels } from '../runtime/models/synthetic/demo.js';
 import { startServer } from '../runtime/server/index.js';
+import { ensureShapesModel } from '../runtime/shapes/provision.js';
 
 const root = join(import.meta.dirname, '..');
 const docs = join(root, 'docs');
@@ -17,6 +18,8 @@ execFileSync(process.execPath, [join(root, 'scripts', 'build-renderer.mjs')], { 
 const dir = mkdtempSync(join(tmpdir(), 'resflow-shots-'));
 const env = createRuntimeEnv({ dataDir: dir });
 ensureDemoModels(env.folders.modelsDir);
+// The editor opens on the ResFlow Shapes workflow; `resflow serve` provisions it the same way.
+ensureShapesModel(env.folders.modelsDir);
 const server = await startServer({ env, registry: createCoreRegistry(env), port: 0, log: () => {} });
 const browser = await chromium.launch({ executablePath: process.env.RESFLOW_CHROMIUM ?? '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu'] });
 try {
