@@ -2,6 +2,7 @@
  * Training batches of the Shapes model, each drawn from generators seeded by (seed, step) alone, so a
  * resumed run sees exactly the batches an uninterrupted one would.
  */
+import { addOffsetNoise } from '../training/batches.js';
 import { drawInt, stepGenerator } from '../training/buckets.js';
 import { renderScene, sampleScene } from './dataset.js';
 
@@ -69,15 +70,7 @@ export function unetBatch(cache: LatentCache, alphasCumprod: Float64Array, seed:
   const plane = cache.plane;
   const x = new Float32Array(size * plane);
   const noise = stepGenerator(seed, step, 4).randn(size * plane);
-  if (offsetNoise > 0) {
-    const channels = plane / (latentSide * latentSide);
-    const side2 = latentSide * latentSide;
-    const offsets = stepGenerator(seed, step, 5).randn(size * channels);
-    for (let bc = 0; bc < size * channels; bc++) {
-      const o = Math.fround(offsetNoise * offsets[bc]!);
-      for (let i = bc * side2; i < (bc + 1) * side2; i++) noise[i] = noise[i]! + o;
-    }
-  }
+  addOffsetNoise(noise, size, plane / (latentSide * latentSide), offsetNoise, stepGenerator(seed, step, 5));
   const timesteps = new Float32Array(size);
   const context = new Float32Array(size * cache.contextSize);
   for (let b = 0; b < size; b++) {
