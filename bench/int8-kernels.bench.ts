@@ -3,17 +3,19 @@
  * against every integer route ORT offers (models written with our own ONNX encoder). Prints medians, the
  * speed-up over fp32 in the same run, and each kernel's relative RMS error against fp32.
  *
- *   npx tsx bench/int8-kernels.bench.ts [--reps 5] [--threads 2] [--only gemm|conv] [--convs 128:128:512,256:256:256]
+ *   npx tsx bench/int8-kernels.bench.ts [--reps 5] [--threads 2] [--only gemm|conv] [--convs 128:128:512,256:256:256] [--isa avx2]
+ *
+ * `--isa avx2` reruns it with bench/cpuid-mask.c preloaded: ONNX Runtime then dispatches as on an AVX2-only CPU.
  */
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { encodeModel, OnnxType, type OnnxModel, type OnnxNode, type OnnxTensor } from '../runtime/onnx/model.js';
 import { quantizePerChannel, relativeRms } from '../runtime/graph/quantize.js';
 import { SeededRandom } from '../runtime/models/synthetic/generate.js';
-import { cpuIsa, median, reportLoad } from './lib.js';
+import { cpuIsa, median, reportLoad, rerunMaskedToAvx2 } from './lib.js';
 
 // --convs C:O:H,... times 3×3 convs of those shapes instead of the UNet's two (e.g. the VAE decoder's 128:128:512).
-const { values } = parseArgs({ options: { reps: { type: 'string', default: '5' }, threads: { type: 'string', default: '2' }, only: { type: 'string' }, convs: { type: 'string' } } });
+const { values } = parseArgs({ options: { reps: { type: 'string', default: '5' }, threads: { type: 'string', default: '2' }, only: { type: 'string' }, convs: { type: 'string' }, isa: { type: 'string' } } });
 const reps = Number(values.reps);
 const threads = Number(values.threads);
 const rng = new SeededRandom(7);
@@ -225,6 +227,9 @@ function transposeI8(a: Int8Array, r: number, c: number): Int8Array {
   return t;
 }
 
+if (values.isa !== undefined && values.isa !== 'avx2') throw new Error(`--isa: only 'avx2' can be emulated, not '${values.isa}'`);
+const rerun = values.isa === 'avx2' ? rerunMaskedToAvx2(log) : undefined;
+if (rerun !== undefined) process.exit(rerun);
 reportLoad(log);
 log(`ISA: ${cpuIsa()}; ORT ${ort.env.versions.node ?? ''} threads ${threads}`);
 if (!values.only || values.only === 'gemm') {

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -70,6 +70,39 @@ export async function ensureSdxlCheckpoint(log: (s: string) => void = console.lo
 }
 
 /** The CPU's SIMD and matrix extensions that matter to ORT's kernels, read from /proc/cpuinfo (Linux). */
+/** Extensions bench/cpuid-mask.c hides (AVX-512 incl. its VNNI and BF16, AVX-VNNI, AMX). */
+const MASKED_FLAGS = new Set(['avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16', 'amx_int8', 'amx_bf16']);
+const ISA_MASK_ENV = 'RESFLOW_BENCH_ISA';
+
+/** Whether this process runs under bench/cpuid-mask.c (ONNX Runtime sees an AVX2-only CPU). */
+export function isaMasked(): boolean {
+  return process.env[ISA_MASK_ENV] === 'avx2' && (process.env.LD_PRELOAD ?? '').includes('cpuid-mask');
+}
+
+/**
+ * Reruns this bench as on an AVX2-only machine: builds bench/cpuid-mask.c and re-executes the same command with it
+ * preloaded (children inherit it), so ONNX Runtime's kernels dispatch on a CPUID without AVX-512, VNNI or AMX. The
+ * hardware stays this CPU: its AVX2 kernels, its caches and clocks. Returns the child's exit status, or undefined
+ * when already masked (the caller goes on).
+ */
+export function rerunMaskedToAvx2(log: (s: string) => void): number | undefined {
+  if (isaMasked()) return undefined;
+  const dir = join(BENCH_CACHE, 'cpuid-mask');
+  const lib = join(dir, 'cpuid-mask.so');
+  const src = join(ROOT, 'bench', 'cpuid-mask.c');
+  if (!existsSync(lib) || statSync(lib).mtimeMs < statSync(src).mtimeMs) {
+    mkdirSync(dir, { recursive: true });
+    execFileSync('cc', ['-O2', '-shared', '-fPIC', '-o', lib, src, '-ldl'], { stdio: 'inherit' });
+  }
+  log(`rerunning with ${lib} preloaded: ONNX Runtime sees no AVX-512, VNNI or AMX`);
+  const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, [ISA_MASK_ENV]: 'avx2', LD_PRELOAD: [lib, process.env.LD_PRELOAD].filter(Boolean).join(' ') },
+  });
+  if (r.status === 97) log('cpuid-mask: this machine has no CPUID faulting (arch_prctl ARCH_SET_CPUID); --isa avx2 cannot run here');
+  return r.status ?? 1;
+}
+
 export function cpuIsa(): string {
   let flags = '';
   let model = '';
@@ -82,6 +115,10 @@ export function cpuIsa(): string {
   }
   const has = (f: string) => flags.split(' ').includes(f);
   const parts = ['avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16', 'amx_int8', 'amx_bf16'].filter(has);
+  if (isaMasked()) {
+    const hidden = parts.filter((f) => MASKED_FLAGS.has(f));
+    return `${model.trim()} [${parts.filter((f) => !MASKED_FLAGS.has(f)).join(' ') || 'no AVX2'}] as ONNX Runtime sees it (${hidden.join(' ') || 'nothing'} hidden by bench/cpuid-mask.c)`;
+  }
   return `${model.trim()} [${parts.join(' ') || 'no AVX2'}]`;
 }
 
@@ -92,11 +129,14 @@ export function cpuIsa(): string {
  */
 export function fmaPeakGflops(threads: number): number | undefined {
   const dir = join(BENCH_CACHE, 'fma-peak');
-  const exe = join(dir, 'fma-peak');
+  // Under the AVX2 mask the peak is that of 256-bit FMAs, the widest the masked kernels use.
+  const exe = join(dir, isaMasked() ? 'fma-peak-avx2' : 'fma-peak');
   try {
     if (!existsSync(exe)) {
       mkdirSync(dir, { recursive: true });
-      execFileSync('cc', ['-O2', '-march=native', '-pthread', '-o', exe, join(ROOT, 'bench', 'fma-peak.c')], { stdio: 'pipe' });
+      const arch = isaMasked() ? ['-mavx2', '-mfma'] : ['-march=native'];
+      const { LD_PRELOAD: _, ...env } = process.env; // the compiler itself runs unmasked
+      execFileSync('cc', ['-O2', ...arch, '-pthread', '-o', exe, join(ROOT, 'bench', 'fma-peak.c')], { stdio: 'pipe', env });
     }
     const out = execFileSync(exe, [String(threads)], { encoding: 'utf8' });
     return Number(/GFLOPS\s+([\d.]+)/.exec(out)?.[1]);

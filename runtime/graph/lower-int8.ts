@@ -18,11 +18,25 @@ export const PRECISIONS = ['fp32', 'int8'] as const;
 /** Where a quantised weight's scales live beside its codes. */
 export const scaleName = (onnxName: string): string => `${onnxName}.qscale`;
 
-// Numerically sensitive or tiny layers stay fp32: the time / label embeddings, and convs with few channels
-// (a UNet's or VAE's first and last conv: 4 latent or 3 RGB channels), where quantisation error is largest
-// relative to the work saved.
+// Numerically sensitive or tiny layers stay fp32: the time / label embeddings, convs with few channels (a UNet's
+// or VAE's first and last conv: 4 latent or 3 RGB channels), where quantisation error is largest relative to the
+// work saved, and 1×1 convs over a channel concat (a UNet decoder resblock's skip_connection over [h, skip]).
+// Those see the raw, unnormalised encoder features beside the decoder's, whose ranges differ so much that one
+// per-tensor activation scale made them three quarters of the ResFlow Shapes UNet's int8 eps error (4.8e-2 → 1.3e-2
+// in fp32; quantising each concat part with its own scale only reached 2.5e-2); in SD1.5 they are 2 % of the FLOPs.
 const KEEP_FP32 = /(^|\.)(time_embed|label_emb|time_embedding|add_embedding)\./;
 const MIN_CHANNELS = 16;
+
+const concatOutputs = new WeakMap<Graph, Set<number>>();
+
+function producedByChannelConcat(graph: Graph, value: number): boolean {
+  let set = concatOutputs.get(graph);
+  if (!set) {
+    set = new Set(graph.nodes.filter((n) => n.op === 'concat' && n.attrs.axis === 1).flatMap((n) => n.outputs));
+    concatOutputs.set(graph, set);
+  }
+  return set.has(value);
+}
 
 /** Whether a weight used by `uses` (all its consumers) gets an int8 layout; returns the layout dims. */
 export function int8LayoutFor(
@@ -40,6 +54,7 @@ export function int8LayoutFor(
     const [o, i, kh, kw] = shape as [number, number, number, number];
     const x = graph.values[consumers[0]!.node.inputs[0]!]!.shape;
     if (o < MIN_CHANNELS || i < MIN_CHANNELS || x.length !== 4) return undefined;
+    if (kh === 1 && kw === 1 && consumers.some((c) => producedByChannelConcat(graph, c.node.inputs[0]!))) return undefined;
     return { kind: 'int8_conv', dims: [kh * kw * i, o], taps: kh * kw };
   }
   return undefined;

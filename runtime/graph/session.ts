@@ -43,7 +43,8 @@ export function defaultCacheDir(): string {
 /** Stable content hash of a graph: structure, weight identities (not their bytes) and constants. */
 export function graphHash(graph: Graph, opts: LowerOptions = {}): string {
   const h = createHash('sha256');
-  h.update(JSON.stringify({ v: 2, opts: { opset: opts.opset ?? 21, fused: opts.fusedAttention ?? true, ...(opts.portable ? { portable: true } : {}), ...(opts.precision === 'int8' && !opts.portable ? { precision: 'int8' } : {}), ...(opts.subpixel !== false && hasSubpixel(graph, { dispatch: !opts.portable }) ? { subpixel: true } : {}) } }));
+  // int8Lowering counts changes to which layers int8 quantises, so cached int8 graphs rebuild; fp32 keys stay put.
+  h.update(JSON.stringify({ v: 2, opts: { opset: opts.opset ?? 21, fused: opts.fusedAttention ?? true, ...(opts.portable ? { portable: true } : {}), ...(opts.precision === 'int8' && !opts.portable ? { precision: 'int8', int8Lowering: 2 } : {}), ...(opts.subpixel !== false && hasSubpixel(graph, { dispatch: !opts.portable }) ? { subpixel: true } : {}) } }));
   h.update(JSON.stringify(graph.values));
   h.update(JSON.stringify(graph.nodes));
   h.update(JSON.stringify(graph.inputs));
