@@ -12,7 +12,7 @@ import * as ort from 'onnxruntime-node';
 import { encodeModel, OnnxType, type OnnxModel, type OnnxNode, type OnnxTensor } from '../runtime/onnx/model.js';
 import { quantizePerChannel, relativeRms } from '../runtime/graph/quantize.js';
 import { SeededRandom } from '../runtime/models/synthetic/generate.js';
-import { cpuIsa, median, reportLoad, rerunMaskedToAvx2 } from './lib.js';
+import { cpuIsa, median, reportLoad, runUnderIsa } from './lib.js';
 
 // --convs C:O:H,... times 3×3 convs of those shapes instead of the UNet's two (e.g. the VAE decoder's 128:128:512).
 const { values } = parseArgs({ options: { reps: { type: 'string', default: '5' }, threads: { type: 'string', default: '2' }, only: { type: 'string' }, convs: { type: 'string' }, isa: { type: 'string' } } });
@@ -227,8 +227,7 @@ function transposeI8(a: Int8Array, r: number, c: number): Int8Array {
   return t;
 }
 
-if (values.isa !== undefined && values.isa !== 'avx2') throw new Error(`--isa: only 'avx2' can be emulated, not '${values.isa}'`);
-const rerun = values.isa === 'avx2' ? rerunMaskedToAvx2(log) : undefined;
+const rerun = runUnderIsa(values.isa, log);
 if (rerun !== undefined) process.exit(rerun);
 reportLoad(log);
 log(`ISA: ${cpuIsa()}; ORT ${ort.env.versions.node ?? ''} threads ${threads}`);

@@ -28,7 +28,7 @@ import { Vae } from '../runtime/models/vae/index.js';
 import { buildUnetGraph } from '../runtime/models/unet/unet.js';
 import { ModelSampling } from '../runtime/sampling/model-sampling.js';
 import { calculateSigmas } from '../runtime/sampling/schedulers.js';
-import { BENCH_CACHE, cpuIsa, isaMasked, rerunMaskedToAvx2, ensureSd15Checkpoint, fmaPeakGflops, gib, median, peakRssBytes, reportLoad, timeIt, ortMatmulYardstick } from './lib.js';
+import { BENCH_CACHE, cpuIsa, isaMasked, runUnderIsa, ensureSd15Checkpoint, fmaPeakGflops, gib, median, peakRssBytes, reportLoad, timeIt, ortMatmulYardstick } from './lib.js';
 
 const { values } = parseArgs({
   options: {
@@ -222,8 +222,8 @@ async function parent(): Promise<void> {
   }
 }
 
-if (values.isa !== undefined && values.isa !== 'avx2') throw new Error(`--isa: only 'avx2' can be emulated, not '${values.isa}'`);
-const rerun = values.isa === 'avx2' && !values.child ? rerunMaskedToAvx2(log) : undefined;
+// Children inherit the mask through their environment, never the flag.
+const rerun = runUnderIsa(values.isa, log);
 if (rerun !== undefined) process.exitCode = rerun;
 else if (values.child === 'vae') await vaeChild(values.work!, !values['skip-plain']);
 else if (values.child) await child(values.child as Precision, values.work!);

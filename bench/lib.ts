@@ -69,7 +69,6 @@ export async function ensureSdxlCheckpoint(log: (s: string) => void = console.lo
   return path;
 }
 
-/** The CPU's SIMD and matrix extensions that matter to ORT's kernels, read from /proc/cpuinfo (Linux). */
 /** Extensions bench/cpuid-mask.c hides (AVX-512 incl. its VNNI and BF16, AVX-VNNI, AMX). */
 const MASKED_FLAGS = new Set(['avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16', 'amx_int8', 'amx_bf16']);
 const ISA_MASK_ENV = 'RESFLOW_BENCH_ISA';
@@ -85,7 +84,7 @@ export function isaMasked(): boolean {
  * hardware stays this CPU: its AVX2 kernels, its caches and clocks. Returns the child's exit status, or undefined
  * when already masked (the caller goes on).
  */
-export function rerunMaskedToAvx2(log: (s: string) => void): number | undefined {
+function rerunMaskedToAvx2(log: (s: string) => void): number | undefined {
   if (isaMasked()) return undefined;
   const dir = join(BENCH_CACHE, 'cpuid-mask');
   const lib = join(dir, 'cpuid-mask.so');
@@ -103,6 +102,17 @@ export function rerunMaskedToAvx2(log: (s: string) => void): number | undefined 
   return r.status ?? 1;
 }
 
+/**
+ * A bench's `--isa` flag: undefined (flag absent, or this process is the masked rerun) means carry on here; a number
+ * is the exit status of the rerun with ONNX Runtime seeing an AVX2-only CPU.
+ */
+export function runUnderIsa(isa: string | undefined, log: (s: string) => void): number | undefined {
+  if (isa === undefined) return undefined;
+  if (isa !== 'avx2') throw new Error(`--isa: only 'avx2' can be emulated, not '${isa}'`);
+  return rerunMaskedToAvx2(log);
+}
+
+/** The CPU's SIMD and matrix extensions that matter to ORT's kernels, read from /proc/cpuinfo (Linux). */
 export function cpuIsa(): string {
   let flags = '';
   let model = '';
