@@ -64,7 +64,8 @@ export class LibraryPanel {
     }
     const groups = [...byCategory.keys()].sort().map((category) => {
       const details = el('details', { class: 'library-category' });
-      details.append(el('summary', { text: category }), ...byCategory.get(category)!.sort((a, b) => a.display.localeCompare(b.display)).map((e) => this.item(e)));
+      // Break long nested categories (sampling/custom_sampling/guiders) after a slash rather than pushing them under the marker.
+      details.append(el('summary', { text: category.replaceAll('/', '/\u200b'), title: category }), ...byCategory.get(category)!.sort((a, b) => a.display.localeCompare(b.display)).map((e) => this.item(e)));
       return details;
     });
     this.list.replaceChildren(...groups);

@@ -65,6 +65,15 @@ describe('editor in Chromium', () => {
     expect(types).toEqual(expect.arrayContaining(['CheckpointLoaderSimple', 'LoadResAdapter', 'ApplyResAdapter', 'KSampler', 'VAEDecode', 'SaveImage']));
     defaultIds = await nodeIds(page);
     expect(await page.locator('.library-category summary').allTextContents()).toEqual(expect.arrayContaining(['sampling', 'loaders']));
+    // A nested category wraps after its slashes, on the marker's line, instead of dropping under the marker whole.
+    const nested = page.locator('.library-category summary[title="sampling/custom_sampling/guiders"]');
+    expect((await nested.textContent())?.replaceAll('\u200b', '')).toBe('sampling/custom_sampling/guiders');
+    const firstLineOffset = await nested.evaluate((summary) => {
+      const range = document.createRange();
+      range.selectNodeContents(summary);
+      return range.getClientRects()[0]!.top - summary.getBoundingClientRect().top;
+    });
+    expect(firstLineOffset).toBeLessThan(8);
     await page.fill('.library-search', 'ksampler');
     expect(await page.locator('.library-node').allTextContents()).toContain('KSampler');
     await page.fill('.library-search', '');
