@@ -86,6 +86,9 @@ describe('editor UX in Chromium at 1600×900', () => {
     await page.click('[data-tab=workflows]');
     await page.waitForSelector('[data-template="train-resadapter.json"]');
     expect(await page.locator('[data-template]').count()).toBeGreaterThanOrEqual(5);
+    // Every template name shows in full (several share a long prefix), none cut off in the narrow sidebar.
+    const clipped = await page.locator('[data-template] .name').evaluateAll((names) => names.filter((n) => n.scrollWidth > n.clientWidth).map((n) => n.textContent));
+    expect(clipped).toEqual([]);
     await page.click('[data-template="train-resadapter.json"] [data-action=open]');
     await expect.poll(() => page.locator('.workflow-name').textContent()).toBe('train-resadapter');
     expect((await rf(page, (r) => r.nodeTypes())).map((n) => n.type)).toContain('TrainResAdapter');
