@@ -189,6 +189,14 @@ describe('editor UX in Chromium at 1600×900', () => {
     await expect.poll(() => page.locator('.viewer-stage.side figure').count()).toBe(2);
     const [a, b] = await page.locator('.viewer-stage.side img').evaluateAll((imgs) => imgs.map((i) => (i as HTMLImageElement).src));
     expect(a).not.toBe(b);
+    // Small outputs are scaled up to fill the stage (side by side: the smaller of 44 % of the width, 70 % of the height).
+    await expect.poll(() => page.locator('.viewer-stage.side img').evaluateAll((imgs) => imgs.map((i) => (i as HTMLImageElement).naturalWidth))).not.toContain(0);
+    const sizes = await page.locator('.viewer-stage.side img').evaluateAll((imgs) => imgs.map((i) => [(i as HTMLImageElement).naturalWidth, i.getBoundingClientRect().width]));
+    const stage = await page.evaluate(() => Math.min(0.44 * innerWidth, 0.7 * innerHeight));
+    for (const [natural, shown] of sizes) {
+      expect(natural).toBeLessThan(stage);
+      expect(shown).toBeCloseTo(stage, 0);
+    }
     await page.click('.viewer [data-mode=slider]');
     const top = page.locator('.viewer-slider-b');
     await expect.poll(() => top.evaluate((e) => (e as HTMLElement).style.clipPath)).toBe('inset(0px 0px 0px 50%)');
