@@ -13,6 +13,7 @@ import { SeededRandom } from '../../runtime/models/synthetic/generate.js';
 import { UnetModel } from '../../runtime/models/unet/model.js';
 import { loadSd1 } from '../../runtime/pipeline/sd1-loader.js';
 import { ensureShapesModel } from '../../runtime/shapes/provision.js';
+import { tokenizeWithWeights } from '../../runtime/text/prompt-weights.js';
 
 describe('int8 on the ResFlow Shapes UNet', () => {
   it('keeps eps within 2% relative RMS of fp32 on prompted noise at 128² and 256²', async () => {
@@ -21,8 +22,9 @@ describe('int8 on the ResFlow Shapes UNet', () => {
     const captions = ['a red circle on a blue background', 'a yellow square on a black background'];
     const conds: Float32Array[] = [];
     for (const c of captions) {
-      const ids = m.tokenizer.encode(c);
-      conds.push(Float32Array.from((await m.clip.encodeTokens([[m.tokenizer.startId, ...ids, ...Array<number>(77 - 1 - ids.length).fill(m.tokenizer.endId)]])).cond));
+      // The window CLIPTextEncode builds: start, caption, end, padding to 77.
+      const window = tokenizeWithWeights(m.tokenizer, c)[0]!.map((t) => ('id' in t ? t.id : m.tokenizer.endId));
+      conds.push(Float32Array.from((await m.clip.encodeTokens([window])).cond));
     }
     const context = { data: Float32Array.from([...conds[0]!, ...conds[1]!]), dims: [2, 77, 64] };
     const int8 = new UnetModel(m.unet.weights, m.unet.config);
