@@ -7,7 +7,8 @@
  *
  *   npx tsx scripts/dpm-adaptive-sensitivity.ts [path/to/conformance-samplers/ksampler-ode]
  */
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { ConformanceCase } from '../runtime/conformance/case.js';
 import { CaseModels } from '../runtime/conformance/models.js';
 import { stepXErrors, traceDpmAdaptive, type AdaptiveTrace } from '../runtime/conformance/adaptive-probe.js';
@@ -20,6 +21,10 @@ const SCALES = [-8, -4, -2, -1, 1, 2, 4, 8];
 const NEAREST = 4;
 
 const folder = resolve(process.argv[2] ?? '../shared/conformance-samplers/ksampler-ode');
+if (!existsSync(join(folder, 'case.json'))) {
+  console.error(`no case.json in ${folder}: pass the path of conformance-samplers/ksampler-ode`);
+  process.exit(2);
+}
 const c = new ConformanceCase(folder);
 const models = new CaseModels();
 const ms = new ModelSampling();
