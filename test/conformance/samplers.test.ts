@@ -40,10 +40,10 @@ describe('ComfyUI sampler conformance (the shared conformance-samplers and confo
     const c = new ConformanceCase(join(SAMPLERS, 'ksampler-ode'));
     const models = new CaseModels();
     for (const run of ['dpm_adaptive/karras', 'dpm_adaptive/normal']) {
-      // Scaling eps by 1 + k·2^-24 moves each value by at most one float32 ulp: far less than any two float32
-      // UNets (ours and torch's) differ by, and far below every tolerance of the case.
+      // Scaling eps by 1 + k·2^-24, |k| <= 16, moves it by under 1e-6 relative: a quarter of what our float32 UNet
+      // and torch's already differ by (3.5e-6 on conformance/unet), and far below every tolerance of the case.
       const counts = new Set<number>();
-      for (const k of [0, -2, -1, 1, 2]) counts.add((await traceDpmAdaptive(c, models, run, { epsScale: 1 + k * 2 ** -24 })).callbacks);
+      for (const k of [0, -16, -8, -3, -1, 1, 3, 8, 16]) counts.add((await traceDpmAdaptive(c, models, run, { epsScale: 1 + k * 2 ** -24 })).callbacks);
       expect(counts.size, `${run}: callback counts ${[...counts].join(', ')}`).toBeGreaterThan(1);
       const recorded = (c.json.params.runs as { name: string; n_callbacks: number }[]).find((r) => r.name === run)!.n_callbacks;
       expect(Math.min(...counts)).toBeLessThanOrEqual(recorded);
