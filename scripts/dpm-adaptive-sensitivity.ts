@@ -1,10 +1,10 @@
 /**
  * Why dpm_adaptive's step path cannot be matched callback for callback: reruns the recorded dpm_adaptive
  * runs of conformance-samplers/ksampler-ode and reports
- *   - where our step_x parts from ComfyUI's, and the UNet evaluation before it nearest a timestep boundary;
- *   - the same run with only that evaluation moved to the neighbouring timestep;
- *   - the callback count when every eps is scaled by 1 + k·2^-24 (|k| <= 16: under 1e-6 relative, a quarter of
- *     what our float32 UNet and torch's differ by).
+ *   - where our step_x parts from ComfyUI's;
+ *   - the UNet evaluations up to there nearest a timestep boundary, each moved alone to the neighbouring
+ *     timestep: where the path then parts, and how many callbacks it makes;
+ *   - the callback count when every eps is scaled within float32 noise (FLOAT32_NOISE_SCALINGS).
  *
  *   npx tsx scripts/dpm-adaptive-sensitivity.ts [path/to/conformance-samplers/ksampler-ode]
  */
@@ -12,13 +12,11 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConformanceCase } from '../runtime/conformance/case.js';
 import { CaseModels } from '../runtime/conformance/models.js';
-import { stepXErrors, traceDpmAdaptive, type AdaptiveTrace } from '../runtime/conformance/adaptive-probe.js';
+import { FLOAT32_NOISE_SCALINGS, neighbourTimestep, recordedAdaptiveRun, stepXErrors, traceDpmAdaptive, type AdaptiveTrace } from '../runtime/conformance/adaptive-probe.js';
 import type { KSamplerRun } from '../runtime/conformance/kinds/ksampler-runs.js';
-import { ModelSampling } from '../runtime/sampling/model-sampling.js';
 
-/** step_x errors above this are a different path, not float32 drift (the UNet agrees with torch to ~1e-3 here). */
+/** step_x errors above this are a different path, not float32 drift (which stays near 1e-3 on this case). */
 const PARTED = 1e-2;
-const SCALES = [-16, -8, -3, -1, 1, 3, 8, 16];
 const NEAREST = 4;
 
 const folder = resolve(process.argv[2] ?? '../shared/conformance-samplers/ksampler-ode');
@@ -28,8 +26,7 @@ if (!existsSync(join(folder, 'case.json'))) {
 }
 const c = new ConformanceCase(folder);
 const models = new CaseModels();
-const ms = new ModelSampling();
-const runs = (c.json.params.runs as (KSamplerRun & { n_callbacks?: number })[]).filter((r) => r.sampler === 'dpm_adaptive');
+const runs = (c.json.params.runs as KSamplerRun[]).filter((r) => r.sampler === 'dpm_adaptive').map((r) => recordedAdaptiveRun(c, r.name));
 if (!runs.length) throw new Error(`${folder}: no dpm_adaptive runs in case.json`);
 
 const e = (v: number) => v.toExponential(1);
@@ -39,11 +36,11 @@ function parting(errors: number[]): number {
   return i < 0 ? errors.length : i;
 }
 
-function describe(label: string, trace: AdaptiveTrace, errors: number[], expected: number | undefined): void {
+function describe(label: string, trace: AdaptiveTrace, errors: number[], expected: number): void {
   const at = parting(errors);
   const before = at > 0 ? Math.max(...errors.slice(0, at)) : 0;
   const path = at < errors.length ? `step_x within ${e(before)} through callback ${at - 1}, ${e(errors[at]!)} at ${at}` : `step_x within ${e(before)} at every shared callback`;
-  console.log(`    ${label}: ${trace.callbacks} callbacks (ComfyUI ${expected ?? '?'}); ${path}`);
+  console.log(`    ${label}: ${trace.callbacks} callbacks (ComfyUI ${expected}); ${path}`);
 }
 
 for (const run of runs) {
@@ -60,14 +57,15 @@ for (const run of runs) {
     .slice(0, NEAREST);
   console.log(`  the ${NEAREST} of ${plain.evaluations.length} UNet evaluations nearest a timestep boundary up to callback ${at}, each moved alone across it:`);
   for (const v of nearest) {
-    const logSigma = Math.fround(Math.log(Math.fround(v.sigma)));
-    // log sigma grows with the timestep index: the boundary lies towards the larger index when above the chosen one.
-    const neighbour = logSigma > ms.logSigmas[v.timestep]! ? v.timestep + 1 : v.timestep - 1;
+    const neighbour = neighbourTimestep(v);
     const forced = await traceDpmAdaptive(c, models, run.name, { forceTimestep: { sigma: v.sigma, timestep: neighbour } });
     describe(`callback ${v.callback}, sigma ${v.sigma.toPrecision(8)}, ${e(v.boundaryDistance)} from the boundary, timestep ${v.timestep} -> ${neighbour}`, forced, stepXErrors(c, run.name, forced), run.n_callbacks);
   }
 
   const counts: string[] = [];
-  for (const k of SCALES) counts.push(`${k > 0 ? '+' : ''}${k}: ${(await traceDpmAdaptive(c, models, run.name, { epsScale: 1 + k * 2 ** -24 })).callbacks}`);
+  for (const scale of FLOAT32_NOISE_SCALINGS) {
+    const k = Math.round((scale - 1) * 2 ** 24);
+    counts.push(`${k > 0 ? '+' : ''}${k}: ${(await traceDpmAdaptive(c, models, run.name, { epsScale: scale })).callbacks}`);
+  }
   console.log(`  callbacks with eps x (1 + k·2^-24), k ${counts.join(', ')}`);
 }
