@@ -12,11 +12,9 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConformanceCase } from '../runtime/conformance/case.js';
 import { CaseModels } from '../runtime/conformance/models.js';
-import { FLOAT32_NOISE_SCALINGS, neighbourTimestep, recordedAdaptiveRun, stepXErrors, traceDpmAdaptive, type AdaptiveTrace } from '../runtime/conformance/adaptive-probe.js';
+import { FLOAT32_NOISE_SCALINGS, PATH_PARTED, recordedAdaptiveRun, stepXErrors, traceDpmAdaptive, type AdaptiveTrace } from '../runtime/conformance/adaptive-probe.js';
 import type { KSamplerRun } from '../runtime/conformance/kinds/ksampler-runs.js';
 
-/** step_x errors above this are a different path, not float32 drift (which stays near 1e-3 on this case). */
-const PARTED = 1e-2;
 const NEAREST = 4;
 
 const folder = resolve(process.argv[2] ?? '../shared/conformance-samplers/ksampler-ode');
@@ -32,7 +30,7 @@ if (!runs.length) throw new Error(`${folder}: no dpm_adaptive runs in case.json`
 const e = (v: number) => v.toExponential(1);
 
 function parting(errors: number[]): number {
-  const i = errors.findIndex((v) => v > PARTED);
+  const i = errors.findIndex((v) => v > PATH_PARTED);
   return i < 0 ? errors.length : i;
 }
 
@@ -57,9 +55,8 @@ for (const run of runs) {
     .slice(0, NEAREST);
   console.log(`  the ${NEAREST} of ${plain.evaluations.length} UNet evaluations nearest a timestep boundary up to callback ${at}, each moved alone across it:`);
   for (const v of nearest) {
-    const neighbour = neighbourTimestep(v);
-    const forced = await traceDpmAdaptive(c, models, run.name, { forceTimestep: { sigma: v.sigma, timestep: neighbour } });
-    describe(`callback ${v.callback}, sigma ${v.sigma.toPrecision(8)}, ${e(v.boundaryDistance)} from the boundary, timestep ${v.timestep} -> ${neighbour}`, forced, stepXErrors(c, run.name, forced), run.n_callbacks);
+    const forced = await traceDpmAdaptive(c, models, run.name, { forceTimestep: { sigma: v.sigma, timestep: v.neighbour } });
+    describe(`callback ${v.callback}, sigma ${v.sigma.toPrecision(8)}, ${e(v.boundaryDistance)} from the boundary, timestep ${v.timestep} -> ${v.neighbour}`, forced, stepXErrors(c, run.name, forced), run.n_callbacks);
   }
 
   const counts: string[] = [];

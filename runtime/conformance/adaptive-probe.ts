@@ -32,6 +32,8 @@ export interface AdaptiveEvaluation {
   timestep: number;
   /** |log sigma - the nearest midpoint between two adjacent schedule log sigmas|: how far from flipping. */
   boundaryDistance: number;
+  /** The timestep on the other side of that nearest boundary. */
+  neighbour: number;
 }
 
 export interface AdaptiveTrace {
@@ -54,19 +56,31 @@ export function recordedAdaptiveRun(c: ConformanceCase, runName: string): KSampl
   return run;
 }
 
-/** Distance in log sigma from `sigma` to the closest boundary between two adjacent discrete timesteps. */
-function timestepBoundaryDistance(ms: ModelSampling, sigma: number): number {
+/** Step paths that differ by more than this at some callback went different ways (float32 drift stays near 1e-3). */
+export const PATH_PARTED = 1e-2;
+
+/**
+ * The boundary between two adjacent discrete timesteps nearest to `sigma` (chosen: `timestep`): its distance in
+ * log sigma and the timestep beyond it. The boundaries beside the chosen index are the only candidates.
+ */
+function nearestBoundary(ms: ModelSampling, sigma: number, timestep: number): { boundaryDistance: number; neighbour: number } {
   const logSigma = Math.fround(Math.log(Math.fround(sigma)));
   const logs = ms.logSigmas;
-  let best = Infinity;
-  for (let i = 0; i + 1 < logs.length; i++) best = Math.min(best, Math.abs(logSigma - (logs[i]! + logs[i + 1]!) / 2));
-  return best;
+  const toward = (j: number) => (j >= 0 && j < logs.length ? Math.abs(logSigma - (logs[timestep]! + logs[j]!) / 2) : Infinity);
+  const below = toward(timestep - 1);
+  const above = toward(timestep + 1);
+  return above <= below ? { boundaryDistance: above, neighbour: timestep + 1 } : { boundaryDistance: below, neighbour: timestep - 1 };
 }
 
-/** The timestep on the other side of the boundary nearest to `evaluation` (log sigmas grow with the index). */
-export function neighbourTimestep(evaluation: AdaptiveEvaluation): number {
-  const logSigma = Math.fround(Math.log(Math.fround(evaluation.sigma)));
-  return logSigma > new ModelSampling().logSigmas[evaluation.timestep]! ? evaluation.timestep + 1 : evaluation.timestep - 1;
+/** max |a - b| per step, over the steps both paths have. */
+export function perStepMaxError(a: ArrayLike<number>[], b: ArrayLike<number>[]): number[] {
+  const errors: number[] = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    let e = 0;
+    for (let k = 0; k < a[i]!.length; k++) e = Math.max(e, Math.abs(a[i]![k]! - b[i]![k]!));
+    errors.push(e);
+  }
+  return errors;
 }
 
 /** Remembers the last sigma looked up (the UNet call that follows uses it) and applies a forced timestep. */
@@ -93,7 +107,7 @@ export async function traceDpmAdaptive(c: ConformanceCase, models: CaseModels, r
   const evaluations: AdaptiveEvaluation[] = [];
   const stepX: Float32Array[] = [];
   const model: EpsModel = async (xIn, shape4, timestep, cond) => {
-    evaluations.push({ callback: stepX.length, sigma: ms.lastSigma, timestep, boundaryDistance: timestepBoundaryDistance(ms, ms.lastSigma) });
+    evaluations.push({ callback: stepX.length, sigma: ms.lastSigma, timestep, ...nearestBoundary(ms, ms.lastSigma, timestep) });
     const eps = await unet(xIn, shape4, timestep, cond);
     return scale === 1 ? eps : Float32Array.from(eps, (v) => v * scale);
   };
@@ -123,12 +137,6 @@ export async function traceDpmAdaptive(c: ConformanceCase, models: CaseModels, r
 export function stepXErrors(c: ConformanceCase, runName: string, trace: AdaptiveTrace): number[] {
   const expected = c.expectedTensor(`${runName}/step_x`).data as Float32Array;
   const per = trace.stepX[0]?.length ?? 0;
-  const n = Math.min(trace.callbacks, per ? expected.length / per : 0);
-  const errors: number[] = [];
-  for (let i = 0; i < n; i++) {
-    let e = 0;
-    for (let k = 0; k < per; k++) e = Math.max(e, Math.abs(trace.stepX[i]![k]! - expected[i * per + k]!));
-    errors.push(e);
-  }
-  return errors;
+  const recorded = Array.from({ length: per ? expected.length / per : 0 }, (_, i) => expected.subarray(i * per, (i + 1) * per));
+  return perStepMaxError(trace.stepX, recorded);
 }

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FLOAT32_NOISE_SCALINGS, recordedAdaptiveRun, traceDpmAdaptive } from '../../runtime/conformance/adaptive-probe.js';
+import { FLOAT32_NOISE_SCALINGS, PATH_PARTED, perStepMaxError, recordedAdaptiveRun, traceDpmAdaptive } from '../../runtime/conformance/adaptive-probe.js';
 import { ConformanceCase } from '../../runtime/conformance/case.js';
 import { CaseModels } from '../../runtime/conformance/models.js';
 import { formatCaseReport, listCases, runConformance } from '../../runtime/conformance/runner.js';
@@ -12,13 +12,8 @@ import { sharedPathUnchecked } from '../shared-data.js';
 const SAMPLERS = sharedPathUnchecked('conformance-samplers');
 const NEXT = sharedPathUnchecked('conformance-next');
 
-/** Whether two step paths differ by more than float32 drift (1e-2, against ~1e-3) at some shared callback. */
-function pathsPart(a: Float32Array[], b: Float32Array[]): boolean {
-  for (let i = 0; i < Math.min(a.length, b.length); i++) {
-    for (let k = 0; k < a[i]!.length; k++) if (Math.abs(a[i]![k]! - b[i]![k]!) > 1e-2) return true;
-  }
-  return false;
-}
+/** Whether two step paths differ by more than float32 drift at some shared callback. */
+const pathsPart = (a: Float32Array[], b: Float32Array[]) => perStepMaxError(a, b).some((e) => e > PATH_PARTED);
 
 describe('ComfyUI sampler conformance (the shared conformance-samplers and conformance-next folders)', () => {
   it('the shared data is present', () => {
